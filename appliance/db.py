@@ -1,0 +1,86 @@
+"""The database engine and migrations.
+
+SQLite (WAL) in the data directory by default, PostgreSQL when
+`LINEBOX_DATABASE_URL` says so. piccolo finds the engine through
+`appliance.piccolo_conf`; tests and `linebox` commands call `configure()`
+to point every table at the engine of the settings in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from piccolo.engine.base import Engine
+from piccolo.engine.sqlite import SQLiteEngine
+
+from appliance import settings as settings_mod
+from appliance.errors import SettingsError
+from appliance.tables import TABLES
+
+os.environ.setdefault("PICCOLO_CONF", "appliance.piccolo_conf")
+
+_engine: Engine | None = None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a `sqlite:///…` URL, or None for another database."""
+    if url.startswith("sqlite:///"):
+        return Path(unquote(url[len("sqlite:///") - 1 :]))
+    return None
+
+
+def make_engine(url: str) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite(path)
+        # A generous busy timeout: the web app and the worker write concurrently.
+        return SQLiteEngine(path=str(path), timeout=30)
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgresql", "postgres"):
+        from piccolo.engine.postgres import PostgresEngine
+
+        return PostgresEngine(config={"dsn": url})
+    raise SettingsError(f"database url {url!r}: use sqlite:///path or postgresql://…")
+
+
+def _prepare_sqlite(path: Path) -> None:
+    # WAL lets readers (the portal) run while the worker writes. journal_mode is
+    # stored in the file, so setting it once is enough; synchronous=NORMAL in WAL
+    # keeps the database consistent on power loss and may lose only the last
+    # transactions before it, which the worker's queue redelivers.
+    with sqlite3.connect(path, timeout=30) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def configure(url: str | None = None) -> Engine:
+    """Point every table at the engine for `url` (default: the settings')."""
+    global _engine
+    url = url or settings_mod.get().database_url
+    engine = make_engine(url)
+    for table in TABLES:
+        table._meta.db = engine
+    _engine = engine
+    return engine
+
+
+def engine() -> Engine:
+    return _engine or configure()
+
+
+async def migrate_async() -> None:
+    """Bring the schema up to date with piccolo's migrations (idempotent)."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    engine()
+    response = await run_forwards(app_name="linebox", migration_id="all", fake=False)
+    if not response.success:
+        raise SettingsError(f"database migration failed: {response.message}")
+
+
+def migrate() -> None:
+    asyncio.run(migrate_async())

@@ -1,0 +1,1 @@
+"""Media control: rtpengine's ng protocol, prompts and recordings."""

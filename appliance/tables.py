@@ -1,0 +1,187 @@
+"""The database tables (piccolo). The database is the source of truth; the
+routing plan Kamailio reads is compiled from it.
+
+Money is integer fen (0.01 yuan). Lists and small nested settings whose shape
+the site-file schema (`appliance.sitefile`) guarantees are JSON columns; the
+things the portal lists, filters or joins on are columns of their own.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    SmallInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.table import Table
+
+
+class ApplianceSetting(Table, tablename="appliance_setting"):
+    """Appliance-wide values of the site file's `[appliance]` table."""
+
+    key = Varchar(length=64, unique=True)
+    value = JSON(default="null")
+
+
+class Trunk(Table):
+    """A carrier SIP trunk: calls to `dids` arrive from `host`; `tel:`
+    destinations leave through it."""
+
+    name = Varchar(length=64, unique=True)
+    host = Varchar(length=255)
+    dids = JSON(default="[]")
+    position = Integer(default=0)
+
+
+class Tenant(Table):
+    """A business (企业用户). The appliance serves one by default, several for a reseller."""
+
+    slug = Varchar(length=64, unique=True)
+    name = Varchar(length=255)
+    timezone = Varchar(length=64, default="")
+    balance_fen = BigInt(default=0)
+    billing = JSON(default="{}")
+    notify = JSON(default="{}")
+    position = Integer(default=0)
+
+
+class User(Table, tablename="app_user"):
+    """Someone who logs in to the portal. `tenant` is null for operators."""
+
+    tenant = ForeignKey(Tenant, null=True, on_delete=OnDelete.cascade)
+    login = Varchar(length=255, unique=True)
+    password_hash = Text()
+    role = Varchar(length=16, default="owner")
+    position = Integer(default=0)
+
+
+class Extension(Table):
+    """A phone that registers (分机). The SIP secret is kept retrievable because
+    phones are provisioned with it; the database is readable by linebox only."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    number = Varchar(length=32, unique=True)
+    name = Varchar(length=255, default="")
+    sip_password = Varchar(length=128)
+    agent_id = Varchar(length=16, default="")
+    ringback = Varchar(length=64, default="")
+    position = Integer(default=0)
+
+
+class Group(Table, tablename="ring_group"):
+    """Destinations rung together under one strategy."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    name = Varchar(length=64)
+    strategy = Varchar(length=16, default="sequential")
+    ring_timeout = SmallInt(default=20)
+    members = JSON(default="[]")
+    announce_agent_id = Boolean(default=False)
+    survey = Boolean(default=False)
+    queue = JSON(default="null")
+    position = Integer(default=0)
+
+
+class Prompt(Table):
+    """A recorded or spoken message. `file` is stored in the data directory."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    name = Varchar(length=64)
+    text = Text(default="")
+    file = Varchar(length=512, default="")
+    position = Integer(default=0)
+
+
+class Schedule(Table):
+    """Named weekly opening hours, optionally with the public-holiday calendar."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    name = Varchar(length=64)
+    weekly = JSON(default="[]")
+    holidays = Varchar(length=16, default="")
+    position = Integer(default=0)
+
+
+class Menu(Table):
+    """An IVR menu (IVR语音导航)."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    name = Varchar(length=64)
+    prompt = Varchar(length=64, default="")
+    timeout = SmallInt(default=5)
+    retries = SmallInt(default=2)
+    dial_extensions = Boolean(default=False)
+    keys = JSON(default="{}")
+    on_timeout = Varchar(length=128, default="")
+    position = Integer(default=0)
+
+
+class Hotline(Table):
+    """A 400 number and everything that decides where its calls go."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    number = Varchar(length=32, unique=True)
+    name = Varchar(length=255, default="")
+    timezone = Varchar(length=64, default="")
+    ringback = Varchar(length=64, default="")
+    record = Boolean(default=False)
+    pin = Varchar(length=16, default="")
+    blacklist = JSON(default="[]")
+    whitelist = JSON(default="[]")
+    blocked_regions = JSON(default="[]")
+    monthly_call_cap = Integer(null=True, default=None)
+    monthly_cost_cap_fen = BigInt(null=True, default=None)
+    routes = JSON(default="[]")
+    fallback = JSON(default="{}")
+    enabled = Boolean(default=True)
+    position = Integer(default=0)
+
+
+class CallRecord(Table, tablename="call_record"):
+    """One row per call (通话清单), assembled by the worker from Kamailio's call
+    events. Calls to numbers the appliance does not serve leave no record."""
+
+    call_id = Varchar(length=255, unique=True)
+    tenant = ForeignKey(Tenant, null=True, on_delete=OnDelete.set_null)
+    kind = Varchar(length=16, default="hotline")
+    """`hotline` (to a 400 number) or `internal` (extension to extension)."""
+    hotline = Varchar(length=32, default="", index=True)
+    caller = Varchar(length=64, default="", index=True)
+    caller_area_code = Varchar(length=8, default="")
+    caller_region = Varchar(length=64, default="")
+    called = Varchar(length=64, default="")
+    route = Varchar(length=128, default="")
+    answered_by = Varchar(length=64, default="")
+    agent_id = Varchar(length=16, default="")
+    started_at = Timestamptz(index=True)
+    answered_at = Timestamptz(null=True, default=None)
+    ended_at = Timestamptz(null=True, default=None)
+    status = Varchar(length=16, default="ringing", index=True)
+    """`ringing` while in progress, `talking` once answered, then one of
+    answered, missed, busy, rejected, cancelled, failed."""
+    sip_code = SmallInt(default=0)
+    cause = Varchar(length=128, default="")
+    talk_seconds = Integer(default=0)
+    ring_seconds = Integer(default=0)
+
+
+TABLES: list[type[Table]] = [
+    ApplianceSetting,
+    Trunk,
+    Tenant,
+    User,
+    Extension,
+    Group,
+    Prompt,
+    Schedule,
+    Menu,
+    Hotline,
+    CallRecord,
+]

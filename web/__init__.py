@@ -1,0 +1,1 @@
+"""linebox web: the owner portal, the operator admin and the REST API (Litestar)."""
