@@ -96,6 +96,9 @@ class Prompt(Table):
     name = Varchar(length=64)
     text = Text(default="")
     file = Varchar(length=512, default="")
+    source = Varchar(length=512, default="")
+    """The audio file as the site file names it (relative to the site file),
+    kept so `linebox export` writes it back; `file` is the copy linebox plays."""
     position = Integer(default=0)
 
 
