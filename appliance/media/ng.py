@@ -56,7 +56,8 @@ def _decode(data: bytes, i: int) -> tuple[Any, int]:
         result, i = {}, i + 1
         while data[i : i + 1] != b"e":
             key, i = _decode(data, i)
-            result[key.decode()], i = _decode(data, i)
+            name = key if isinstance(key, str) else key.decode(errors="replace")
+            result[name], i = _decode(data, i)
         return result, i + 1
     if lead.isdigit():
         colon = data.index(b":", i)

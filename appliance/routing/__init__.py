@@ -1,0 +1,1 @@
+"""Routing: the plan compiled from the database, and the pure decision over it."""

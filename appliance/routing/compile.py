@@ -1,0 +1,220 @@
+"""Compile the routing plan from the database and publish it."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from appliance import settings as settings_mod
+from appliance.routing.plan import (
+    Condition,
+    ExtensionPlan,
+    GroupPlan,
+    HotlinePlan,
+    Plan,
+    RoutePlan,
+    SchedulePlan,
+    ScheduleRange,
+    TenantPlan,
+    TrunkPlan,
+    digest_ha1,
+    new_version,
+    publish,
+)
+from appliance.tables import (
+    ApplianceSetting,
+    Extension,
+    Group,
+    Hotline,
+    Menu,
+    Prompt,
+    Schedule,
+    Tenant,
+    Trunk,
+)
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_RANGE = re.compile(
+    r"^(?P<days>[a-z]{3}(?:-[a-z]{3})?(?:,[a-z]{3}(?:-[a-z]{3})?)*)\s+"
+    r"(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})$"
+)
+
+
+class ScheduleSyntaxError(ValueError):
+    pass
+
+
+def parse_weekly(entry: str) -> list[ScheduleRange]:
+    """`mon-fri 08:30-17:30` → one range per weekday. `end` may be 24:00; a
+    range that ends before it starts runs past midnight into the next day."""
+    m = _RANGE.match(entry.strip().lower())
+    if not m:
+        raise ScheduleSyntaxError(
+            f"{entry!r} is not a weekly range like 'mon-fri 08:30-17:30'"
+        )
+    start, end = _minutes(m["start"], entry), _minutes(m["end"], entry)
+    if start == end:
+        raise ScheduleSyntaxError(f"{entry!r} is an empty range")
+    days: list[int] = []
+    for part in m["days"].split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ScheduleSyntaxError(f"{entry!r}: unknown weekday in {part!r} (use mon…sun)")
+        a = WEEKDAYS.index(first)
+        b = WEEKDAYS.index(last) if last else a
+        days.extend(i % 7 for i in range(a, b + 1 + (7 if b < a else 0)))  # fri-mon wraps
+    ranges = []
+    for day in days:
+        if end > start:
+            ranges.append(ScheduleRange(day, start, end))
+        else:  # overnight: 22:00-06:00
+            ranges.append(ScheduleRange(day, start, 24 * 60))
+            ranges.append(ScheduleRange((day + 1) % 7, 0, end))
+    return ranges
+
+
+def _minutes(hhmm: str, entry: str) -> int:
+    h, m = (int(x) for x in hhmm.split(":"))
+    if h > 24 or m > 59 or (h == 24 and m):
+        raise ScheduleSyntaxError(f"{entry!r}: {hhmm} is not a time of day")
+    return h * 60 + m
+
+
+def _trunk_plan(row: dict[str, Any]) -> TrunkPlan:
+    host = row["host"]
+    address, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    return TrunkPlan(
+        name=row["name"],
+        host=host,
+        address=address or host,
+        port=int(port) if port.isdigit() else 0,
+        dids=tuple(_json(row["dids"]) or ()),
+    )
+
+
+def _json(value: Any) -> Any:
+    # piccolo returns JSON columns as text unless asked to load them.
+    if isinstance(value, str):
+        import json
+
+        return json.loads(value)
+    return value
+
+
+async def compile_plan() -> Plan:
+    """Read every table routing needs and build the plan."""
+    settings = settings_mod.get()
+    realm = settings.sip.domain
+    appliance = {
+        r["key"]: _json(r["value"])
+        for r in await ApplianceSetting.select(ApplianceSetting.key, ApplianceSetting.value)
+    }
+    default_tz = appliance.get("timezone") or settings.timezone
+
+    tenants = await Tenant.select().order_by(Tenant.position)
+    slug_of = {t["id"]: t["slug"] for t in tenants}
+    tz_of = {t["id"]: t["timezone"] or default_tz for t in tenants}
+
+    groups: dict[str, dict[str, GroupPlan]] = {t["slug"]: {} for t in tenants}
+    for g in await Group.select().order_by(Group.position):
+        groups[slug_of[g["tenant"]]][g["name"]] = GroupPlan(
+            name=g["name"],
+            strategy=g["strategy"],
+            ring_timeout=g["ring_timeout"],
+            members=tuple(_json(g["members"])),
+            announce_agent_id=g["announce_agent_id"],
+            survey=g["survey"],
+        )
+
+    schedules: dict[str, dict[str, SchedulePlan]] = {t["slug"]: {} for t in tenants}
+    for s in await Schedule.select().order_by(Schedule.position):
+        ranges: list[ScheduleRange] = []
+        for entry in _json(s["weekly"]):
+            ranges.extend(parse_weekly(entry))
+        schedules[slug_of[s["tenant"]]][s["name"]] = SchedulePlan(
+            name=s["name"], ranges=tuple(ranges), holidays=s["holidays"]
+        )
+
+    menus: dict[str, list[str]] = {t["slug"]: [] for t in tenants}
+    for m in await Menu.select(Menu.tenant, Menu.name).order_by(Menu.position):
+        menus[slug_of[m["tenant"]]].append(m["name"])
+
+    prompts: dict[str, dict[str, str]] = {t["slug"]: {} for t in tenants}
+    for p in await Prompt.select().order_by(Prompt.position):
+        path = Path(p["file"]) if p["file"] else None
+        prompts[slug_of[p["tenant"]]][p["name"]] = str(path) if path and path.is_file() else ""
+
+    extensions = {
+        e["number"]: ExtensionPlan(
+            number=e["number"],
+            tenant=slug_of[e["tenant"]],
+            ha1=digest_ha1(e["number"], realm, e["sip_password"]),
+            name=e["name"],
+            agent_id=e["agent_id"],
+        )
+        for e in await Extension.select().order_by(Extension.position)
+    }
+
+    hotlines: dict[str, HotlinePlan] = {}
+    for h in await Hotline.select().order_by(Hotline.position):
+        fallback = _json(h["fallback"]) or {}
+        hotlines[h["number"]] = HotlinePlan(
+            number=h["number"],
+            tenant=slug_of[h["tenant"]],
+            name=h["name"],
+            timezone=h["timezone"] or tz_of[h["tenant"]],
+            enabled=h["enabled"],
+            ringback=h["ringback"],
+            record=h["record"],
+            pin=h["pin"],
+            blacklist=tuple(_json(h["blacklist"])),
+            whitelist=tuple(_json(h["whitelist"])),
+            blocked_regions=tuple(_json(h["blocked_regions"])),
+            routes=tuple(_route_plan(r) for r in _json(h["routes"])),
+            fallback_busy=tuple(fallback.get("busy", ())),
+            fallback_no_answer=tuple(fallback.get("no_answer", ())),
+        )
+
+    trunks = tuple(_trunk_plan(t) for t in await Trunk.select().order_by(Trunk.position))
+
+    return Plan(
+        version=new_version(),
+        compiled_at=time.time(),
+        domain=settings.sip.domain,
+        hotlines=hotlines,
+        extensions=extensions,
+        tenants={
+            slug: TenantPlan(
+                slug=slug,
+                groups=groups[slug],
+                schedules=schedules[slug],
+                menus=tuple(menus[slug]),
+                prompts=prompts[slug],
+            )
+            for slug in slug_of.values()
+        },
+        trunks=trunks,
+    )
+
+
+def _route_plan(raw: dict[str, Any]) -> RoutePlan:
+    when = raw.get("when")
+    return RoutePlan(
+        when=Condition(
+            schedule=when.get("schedule", ""), regions=tuple(when.get("regions", ()))
+        )
+        if when
+        else None,
+        to=raw.get("to", ""),
+        split=tuple((dest, int(pct)) for dest, pct in (raw.get("split") or {}).items()),
+    )
+
+
+async def publish_from_db(path: Path | None = None) -> Plan:
+    """Compile the plan from the database and publish it; Kamailio picks it up
+    on its next call."""
+    plan = await compile_plan()
+    publish(plan, path)
+    return plan

@@ -1,0 +1,327 @@
+"""The routing decision: a pure function of (plan, call facts, clock).
+
+It never talks to Kamailio. Kamailio's KEMI glue gathers the facts, calls
+`decide()`, and turns the `Decision` into SIP; `linebox simulate` and the
+portal's tester call the very same function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import random
+from zoneinfo import ZoneInfo
+
+import holidays
+import msgspec
+
+from appliance.numbers import UNKNOWN, Region, normalize
+from appliance.routing.plan import HotlinePlan, Plan, RoutePlan, SchedulePlan, TenantPlan
+
+REJECT, RING, MENU, VOICEMAIL, PIN = "reject", "ring", "menu", "voicemail", "pin"
+
+# Ring time for a destination named on its own (not through a group): long
+# enough for someone to reach a single phone, short enough to fail over.
+SINGLE_DESTINATION_TIMEOUT = 50
+CHAIN_DESTINATION_TIMEOUT = 20
+MAX_HOTLINE_HOPS = 3
+
+
+class Facts(msgspec.Struct, frozen=True):
+    """What Kamailio knows about a new call."""
+
+    called: str
+    caller: str = ""
+    region: Region = UNKNOWN
+    trunk: str = ""
+    """The trunk the call came in on ('' when not from a trunk)."""
+    caller_extension: str = ""
+    """The authenticated extension placing the call ('' when none)."""
+    sequence: int = 0
+    """How many calls this hotline has taken before this one (drives splits
+    and round-robin exactly, not by chance)."""
+    sticky_agent: str = ""
+    pin_ok: bool = False
+
+
+class Target(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One thing to try: ring an extension or a number, or hand over to media."""
+
+    kind: str
+    """ext | tel | menu | voicemail"""
+    number: str = ""
+    timeout: int = 0
+    via: str = ""
+    """The destination this target came from, e.g. `group:sales`."""
+
+
+class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
+    action: str
+    target: str = ""
+    sip_code: int = 0
+    reason: str = ""
+    tenant: str = ""
+    hotline: str = ""
+    route: str = ""
+    strategy: str = ""
+    ring: tuple[Target, ...] = ()
+    busy: tuple[Target, ...] = ()
+    """Tried when every `ring` target was busy (遇忙前转)."""
+    no_answer: tuple[Target, ...] = ()
+    """Tried when `ring` ended without an answer (无应答前转)."""
+    record: bool = False
+    caller: str = ""
+    """The caller in national form."""
+    trace: tuple[str, ...] = ()
+
+
+def _reject(code: int, reason: str, trace: list[str], **kw: object) -> Decision:
+    trace.append(f"reject {code} {reason}")
+    return Decision(action=REJECT, sip_code=code, reason=reason, trace=tuple(trace), **kw)  # type: ignore[arg-type]
+
+
+def decide(plan: Plan, facts: Facts, now: dt.datetime) -> Decision:
+    """What to do with a new call."""
+    trace: list[str] = []
+    called = facts.called
+    hotline = plan.hotlines.get(called)
+    if hotline is not None:
+        return _decide_hotline(plan, hotline, facts, now, trace)
+    extension = plan.extensions.get(called)
+    if extension is not None and facts.caller_extension:
+        caller_ext = plan.extensions.get(facts.caller_extension)
+        if caller_ext is not None and caller_ext.tenant == extension.tenant:
+            trace.append(f"{called} is an extension of tenant {extension.tenant}")
+            return Decision(
+                action=RING,
+                target=f"ext:{called}",
+                tenant=extension.tenant,
+                strategy="sequential",
+                ring=(Target("ext", called, SINGLE_DESTINATION_TIMEOUT, f"ext:{called}"),),
+                caller=facts.caller_extension,
+                trace=tuple(trace),
+            )
+    trace.append(f"{called or '(empty)'} is no hotline or extension this caller may reach")
+    return _reject(404, "Not Found", trace)
+
+
+def _decide_hotline(
+    plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: list[str]
+) -> Decision:
+    caller = normalize(facts.caller)
+    common = {"tenant": hotline.tenant, "hotline": hotline.number, "caller": caller}
+    trace.append(f"hotline {hotline.number} of tenant {hotline.tenant}, caller {caller or '(anonymous)'}")
+
+    if facts.trunk:
+        trunk = next((t for t in plan.trunks if t.name == facts.trunk), None)
+        if trunk is None or hotline.number not in trunk.dids:
+            return _reject(404, "Not Found", trace, **common)
+    elif facts.caller_extension:
+        caller_ext = plan.extensions.get(facts.caller_extension)
+        if caller_ext is None:
+            return _reject(403, "Forbidden", trace, **common)
+    else:
+        return _reject(403, "Forbidden", trace, **common)
+
+    return _route_hotline(plan, hotline, facts, now, trace, hops=0)
+
+
+def _route_hotline(
+    plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: list[str], hops: int
+) -> Decision:
+    caller = normalize(facts.caller)
+    common = {"tenant": hotline.tenant, "hotline": hotline.number, "caller": caller}
+    if not hotline.enabled:
+        return _reject(480, "Hotline Suspended", trace, **common)
+
+    # Screening comes before everything else.
+    if _listed(caller, hotline.blacklist):
+        trace.append("caller is blacklisted")
+        return _reject(603, "Decline", trace, **common)
+    if hotline.whitelist and not _listed(caller, hotline.whitelist):
+        trace.append("whitelist-only hotline and the caller is not on it")
+        return _reject(603, "Decline", trace, **common)
+    if hotline.blocked_regions and set(facts.region.names()) & set(hotline.blocked_regions):
+        trace.append(f"caller region {'/'.join(facts.region.names())} is blocked")
+        return _reject(486, "Busy Here", trace, **common)
+
+    if hotline.pin and not facts.pin_ok:
+        trace.append("hotline asks callers for a PIN")
+        return Decision(action=PIN, target="pin", record=hotline.record, trace=tuple(trace), **common)
+
+    tenant = plan.tenants.get(hotline.tenant, TenantPlan(slug=hotline.tenant))
+    local = now.astimezone(ZoneInfo(hotline.timezone))
+    destination = ""
+    route_label = ""
+    for index, route in enumerate(hotline.routes, start=1):
+        if not _route_matches(route, tenant, facts.region, local, trace, index):
+            continue
+        route_label = f"route {index}"
+        destination = route.to or _split_pick(route, facts.sequence)
+        trace.append(f"route {index} matches → {destination}")
+        break
+    if not destination:
+        trace.append("no route matches")
+        return _reject(480, "Temporarily Unavailable", trace, **common)
+
+    return _to_destination(
+        plan, tenant, hotline, destination, facts, route_label, trace, common, hops, now
+    )
+
+
+def _to_destination(
+    plan: Plan,
+    tenant: TenantPlan,
+    hotline: HotlinePlan,
+    destination: str,
+    facts: Facts,
+    route_label: str,
+    trace: list[str],
+    common: dict[str, str],
+    hops: int,
+    now: dt.datetime,
+) -> Decision:
+    kind, _, name = destination.partition(":")
+    if kind == "hotline":
+        other = plan.hotlines.get(name)
+        if other is None or other.tenant != hotline.tenant or hops >= MAX_HOTLINE_HOPS:
+            trace.append(f"{destination} cannot be followed")
+            return _reject(480, "Temporarily Unavailable", trace, **common)
+        trace.append(f"follow {destination}")
+        inner = _route_hotline(plan, other, facts, now, trace, hops + 1)
+        return msgspec.structs.replace(inner, hotline=hotline.number)
+    if kind == "menu":
+        return Decision(action=MENU, target=destination, route=route_label,
+                        record=hotline.record, trace=tuple(trace), **common)  # fmt: skip
+    if kind == "voicemail":
+        return Decision(action=VOICEMAIL, target="voicemail", route=route_label,
+                        record=hotline.record, trace=tuple(trace), **common)  # fmt: skip
+
+    ring, strategy = _expand(tenant, destination, facts, SINGLE_DESTINATION_TIMEOUT)
+    if not ring:
+        trace.append(f"{destination} has nothing to ring")
+        return _reject(480, "Temporarily Unavailable", trace, **common)
+    busy = _chain(tenant, hotline.fallback_busy, facts)
+    no_answer = _chain(tenant, hotline.fallback_no_answer, facts)
+    trace.append(f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring))
+    return Decision(
+        action=RING,
+        target=destination,
+        route=route_label,
+        strategy=strategy,
+        ring=ring,
+        busy=busy,
+        no_answer=no_answer,
+        record=hotline.record,
+        trace=tuple(trace),
+        **common,
+    )
+
+
+def _expand(
+    tenant: TenantPlan, destination: str, facts: Facts, single_timeout: int
+) -> tuple[tuple[Target, ...], str]:
+    kind, _, name = destination.partition(":")
+    if kind in ("ext", "tel"):
+        return (Target(kind, name, single_timeout, destination),), "sequential"
+    if kind == "group":
+        group = tenant.groups.get(name)
+        if group is None:
+            return (), ""
+        members = list(group.members)
+        n = len(members)
+        if group.strategy == "random" and n:
+            random.Random(facts.sequence).shuffle(members)
+        elif group.strategy == "round_robin" and n:
+            start = facts.sequence % n
+            members = members[start:] + members[:start]
+        elif group.strategy == "sticky" and facts.sticky_agent in members:
+            members.remove(facts.sticky_agent)
+            members.insert(0, facts.sticky_agent)
+        targets = []
+        for member in members:
+            mkind, _, mname = member.partition(":")
+            if mkind in ("ext", "tel"):
+                targets.append(Target(mkind, mname, group.ring_timeout, destination))
+        return tuple(targets), group.strategy
+    return (), ""
+
+
+def _chain(tenant: TenantPlan, chain: tuple[str, ...], facts: Facts) -> tuple[Target, ...]:
+    targets: list[Target] = []
+    for destination in chain:
+        kind = destination.partition(":")[0]
+        if kind in ("voicemail", "menu"):
+            targets.append(Target(kind, destination.partition(":")[2], 0, destination))
+            break  # the call is handed over; nothing after it can run
+        ring, _ = _expand(tenant, destination, facts, CHAIN_DESTINATION_TIMEOUT)
+        targets.extend(ring)
+    return tuple(targets)
+
+
+def _listed(caller: str, entries: tuple[str, ...]) -> bool:
+    for entry in entries:
+        if entry.endswith("*"):
+            if caller.startswith(entry[:-1]):
+                return True
+        elif caller == entry:
+            return True
+    return False
+
+
+def _route_matches(
+    route: RoutePlan,
+    tenant: TenantPlan,
+    region: Region,
+    local: dt.datetime,
+    trace: list[str],
+    index: int,
+) -> bool:
+    when = route.when
+    if when is None:
+        return True
+    if when.schedule:
+        negate = when.schedule.startswith("!")
+        name = when.schedule.lstrip("!")
+        schedule = tenant.schedules.get(name)
+        inside = schedule is not None and in_schedule(schedule, local)
+        if inside == negate:
+            trace.append(
+                f"route {index} skipped: {local:%a %H:%M} is {'inside' if inside else 'outside'} "
+                f"schedule {name}"
+            )
+            return False
+    if when.regions and not set(region.names()) & set(when.regions):
+        trace.append(f"route {index} skipped: caller region {'/'.join(region.names()) or 'unknown'} "
+                     f"is not in {', '.join(when.regions)}")  # fmt: skip
+        return False
+    return True
+
+
+def in_schedule(schedule: SchedulePlan, local: dt.datetime) -> bool:
+    """Is this local time inside the schedule's opening hours?"""
+    day = local.date()
+    weekday = day.weekday()
+    if schedule.holidays:
+        calendar = _calendar(schedule.holidays, day.year)
+        if day in calendar:
+            return False
+    minute = local.hour * 60 + local.minute
+    return any(r.weekday == weekday and r.start <= minute < r.end for r in schedule.ranges)
+
+
+@functools.lru_cache(maxsize=16)
+def _calendar(name: str, year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays(name.upper(), years=year)
+
+
+def _split_pick(route: RoutePlan, sequence: int) -> str:
+    """Percentages distributed exactly: within every 100 consecutive calls each
+    destination gets exactly its share, interleaved rather than in blocks
+    (37 is coprime with 100, so `sequence * 37 % 100` visits every slot once)."""
+    slot = (sequence * 37) % 100
+    for destination, percent in route.split:
+        if slot < percent:
+            return destination
+        slot -= percent
+    return route.split[-1][0] if route.split else ""

@@ -1,0 +1,197 @@
+"""The routing plan: an immutable, versioned snapshot of everything routing
+needs, compiled from the database and published atomically where Kamailio
+reads it.
+
+Kamailio's processes each keep the plan they loaded and compare the file's
+identity (inode, size, mtime) before each new call: a rename publishes a new
+file, so a process sees either the old plan or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from appliance import settings as settings_mod
+
+
+class ExtensionPlan(msgspec.Struct, frozen=True):
+    number: str
+    tenant: str
+    ha1: str
+    """MD5(user:realm:password), what digest authentication needs."""
+    name: str = ""
+    agent_id: str = ""
+
+
+class GroupPlan(msgspec.Struct, frozen=True):
+    name: str
+    strategy: str = "sequential"
+    ring_timeout: int = 20
+    members: tuple[str, ...] = ()
+    announce_agent_id: bool = False
+    survey: bool = False
+
+
+class Condition(msgspec.Struct, frozen=True, omit_defaults=True):
+    schedule: str = ""
+    """A schedule name; `!name` means outside it."""
+    regions: tuple[str, ...] = ()
+    """Provinces, cities or area codes of the caller."""
+
+
+class RoutePlan(msgspec.Struct, frozen=True, omit_defaults=True):
+    when: Condition | None = None
+    to: str = ""
+    split: tuple[tuple[str, int], ...] = ()
+    """(destination, percent) pairs summing to 100, in the site file's order."""
+
+
+class ScheduleRange(msgspec.Struct, frozen=True, array_like=True):
+    weekday: int
+    """0 = Monday."""
+    start: int
+    """Minutes since midnight, inclusive."""
+    end: int
+    """Minutes since midnight, exclusive."""
+
+
+class SchedulePlan(msgspec.Struct, frozen=True):
+    name: str
+    ranges: tuple[ScheduleRange, ...] = ()
+    holidays: str = ""
+    """A calendar name (`cn`): on its public holidays the schedule is closed, on
+    its make-up working days (调休) the weekday ranges apply."""
+
+
+class HotlinePlan(msgspec.Struct, frozen=True):
+    number: str
+    tenant: str
+    name: str = ""
+    timezone: str = "Asia/Shanghai"
+    enabled: bool = True
+    ringback: str = ""
+    record: bool = False
+    pin: str = ""
+    blacklist: tuple[str, ...] = ()
+    whitelist: tuple[str, ...] = ()
+    blocked_regions: tuple[str, ...] = ()
+    routes: tuple[RoutePlan, ...] = ()
+    fallback_busy: tuple[str, ...] = ()
+    fallback_no_answer: tuple[str, ...] = ()
+
+
+class TenantPlan(msgspec.Struct, frozen=True):
+    slug: str
+    groups: dict[str, GroupPlan] = {}
+    schedules: dict[str, SchedulePlan] = {}
+    menus: tuple[str, ...] = ()
+    prompts: dict[str, str] = {}
+    """Prompt name → audio file path ('' when the prompt has no audio yet)."""
+
+
+class TrunkPlan(msgspec.Struct, frozen=True):
+    name: str
+    host: str
+    """Where calls to the carrier go: `address[:port]`."""
+    address: str
+    """The IP address calls from the carrier arrive from."""
+    port: int = 0
+    """The carrier's source port when the site file names one (0 = any)."""
+    dids: tuple[str, ...] = ()
+
+
+class Plan(msgspec.Struct, frozen=True):
+    version: str
+    compiled_at: float
+    domain: str
+    hotlines: dict[str, HotlinePlan] = {}
+    extensions: dict[str, ExtensionPlan] = {}
+    tenants: dict[str, TenantPlan] = {}
+    trunks: tuple[TrunkPlan, ...] = ()
+    max_forwards: int = 3
+    """How many fallback chains one call may follow (carriers cap at 3)."""
+
+    def trunk_for_source(self, address: str, port: int) -> TrunkPlan | None:
+        for trunk in self.trunks:
+            if trunk.address == address and trunk.port in (0, port):
+                return trunk
+        return None
+
+
+EMPTY = Plan(version="empty", compiled_at=0.0, domain="")
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Plan)
+
+
+def encode(plan: Plan) -> bytes:
+    return _encoder.encode(plan)
+
+
+def decode(data: bytes) -> Plan:
+    return _decoder.decode(data)
+
+
+def digest_ha1(user: str, realm: str, password: str) -> str:
+    return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+
+
+def publish(plan: Plan, path: Path | None = None) -> Path:
+    """Write the plan where Kamailio reads it, atomically (write, fsync, rename)."""
+    path = path or settings_mod.get().paths.plan_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = encode(plan)
+    fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        # The plan carries SIP digest hashes: readable by linebox only.
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+class PlanFile:
+    """A process's view of the published plan: reloads when the file changes.
+
+    `current()` costs one stat() when nothing changed (about a microsecond), so
+    Kamailio calls it for every new call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._identity: tuple[int, int, int] | None = None
+        self._plan = EMPTY
+        self.loads = 0
+
+    def current(self) -> Plan:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return self._plan
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if identity != self._identity:
+            with open(self.path, "rb") as f:
+                self._plan = decode(f.read())
+            self._identity = identity
+            self.loads += 1
+        return self._plan
+
+
+def new_version() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 1_000_000_000:09d}"

@@ -1,0 +1,436 @@
+"""linebox's SIP routes, run by Kamailio's embedded Python (KEMI).
+
+This is glue: it gathers a call's facts, asks `appliance.routing.decide` what
+to do, and turns the decision into KSR calls. Policy lives in `appliance`.
+
+Kamailio runs one interpreter per process and a call's routes run in several
+of them (the request in one worker, a failure route in another or in the
+timer process), so nothing about a call is kept in Python objects:
+per-transaction state is in AVPs, per-call state in the `calls` htable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import site
+import time
+import traceback
+
+# Kamailio embeds Debian's libpython, which knows nothing of linebox's venv.
+if os.environ.get("LINEBOX_SITE_PACKAGES"):
+    site.addsitedir(os.environ["LINEBOX_SITE_PACKAGES"])
+
+import KSR  # noqa: E402
+import msgspec  # noqa: E402
+
+from appliance import settings  # noqa: E402
+from appliance.numbers import region_of  # noqa: E402
+from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide  # noqa: E402
+from appliance.routing.plan import Plan, PlanFile  # noqa: E402
+from appliance.worker import cdr  # noqa: E402
+
+# KEMI return codes
+OK = 1
+
+RTP_OFFER = "replace-origin replace-session-connection ICE=remove RTP/AVP"
+# port-latching: a caller whose media was first answered elsewhere keeps the
+# same rtpengine port when the real answer arrives (NAT-friendly).
+RTP_ANSWER = RTP_OFFER + " port-latching"
+
+# Final replies of one destination after which the next one is tried.
+NEXT_ON = frozenset({408, 480, 486, 487, 600, 603, 404, 500, 502, 503, 504})
+BUSY_CODES = frozenset({486, 600, 603})
+# When a destination gives no sign of life at all (not even 100 Trying), stop
+# waiting for it after this long.
+NO_RESPONSE_MS = 4000
+
+log = logging.getLogger("linebox.kemi")
+
+
+class KamailioLogHandler(logging.Handler):
+    """stdlib logging into Kamailio's log, with the Call-ID of the message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + "\n"
+        except Exception:  # noqa: BLE001 (a log line must never break a call)
+            return
+        if record.levelno >= logging.ERROR:
+            KSR.err(text)
+        elif record.levelno >= logging.WARNING:
+            KSR.warn(text)
+        elif record.levelno >= logging.INFO:
+            KSR.info(text)
+        else:
+            KSR.dbg(text)
+
+
+class CallState(msgspec.Struct):
+    """What a call's transaction carries between the request and failure
+    routes (as the AVP `lb_state`)."""
+
+    ring: list[Target]
+    busy: list[Target]
+    no_answer: list[Target]
+    phase: str = "ring"
+    forwards: int = 0
+    max_forwards: int = 3
+    last_code: int = 0
+    any_busy: bool = False
+    current: Target | None = None
+
+
+class CallFacts(msgspec.Struct, omit_defaults=True):
+    """What the `calls` htable keeps for a call's later requests (BYE)."""
+
+    kind: str
+    tenant: str = ""
+    hotline: str = ""
+    caller_tag: str = ""
+    answered_by: str = ""
+    agent_id: str = ""
+
+
+_state_enc = msgspec.json.Encoder()
+_state_dec = msgspec.json.Decoder(CallState)
+_facts_dec = msgspec.json.Decoder(CallFacts)
+
+
+def mod_init() -> Linebox:
+    """Runs once in Kamailio's main process, before it forks."""
+    return Linebox()
+
+
+def guarded(route):  # type: ignore[no-untyped-def]
+    """An unhandled exception in a route would leave the message unanswered:
+    log the traceback, and answer a request (but an ACK) with 500, so no
+    caller is left hanging."""
+
+    def wrapper(self, msg, *args):  # type: ignore[no-untyped-def]
+        try:
+            return route(self, msg, *args)
+        except Exception:  # noqa: BLE001
+            log.error("%s failed: %s", route.__name__, traceback.format_exc())
+            if route.__name__ == "ksr_request_route" and not KSR.is_ACK():
+                KSR.sl.send_reply(500, "Server Internal Error")
+            return OK
+
+    wrapper.__name__ = route.__name__
+    return wrapper
+
+
+class Linebox:
+    def __init__(self) -> None:
+        self.settings = settings.get()
+        self.plans = PlanFile(self.settings.paths.plan_file)
+        self.rank = 0
+
+    def child_init(self, rank: int) -> int:
+        self.rank = rank
+        handler = KamailioLogHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+        return 0
+
+    # ------------------------------------------------------------ request
+    @guarded
+    def ksr_request_route(self, msg) -> int:  # type: ignore[no-untyped-def]
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.send_reply(483, "Too Many Hops")
+            return OK
+        if KSR.sanity.sanity_check_defaults() < 0:
+            return OK  # sanity has answered (or dropped) the bad message
+        if KSR.is_CANCEL():
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return OK
+        if KSR.siputils.has_totag() > 0:
+            return self.route_in_dialog()
+        if KSR.is_ACK():
+            # An ACK outside a dialog belongs to a negative reply: tm absorbs it.
+            KSR.tm.t_check_trans()
+            return OK
+        if KSR.tmx.t_precheck_trans() > 0:
+            KSR.tm.t_check_trans()  # a retransmission of a request in progress
+            return OK
+        if KSR.tm.t_check_trans() == 0:
+            return OK
+        if KSR.is_OPTIONS() and not KSR.pv.get("$rU"):
+            KSR.hdr.append_to_reply("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n")
+            KSR.sl.send_reply(200, "OK")
+            return OK
+        if KSR.is_REGISTER():
+            return self.route_register()
+        if KSR.is_INVITE():
+            return self.route_invite()
+        KSR.hdr.append_to_reply("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER\r\n")
+        KSR.sl.send_reply(405, "Method Not Allowed")
+        return OK
+
+    def authenticate(self, plan: Plan) -> str:
+        """The extension that authenticated this request, or '' after a
+        challenge was sent. Unknown and known users with a wrong password get
+        the same answer, so nobody can list the extensions."""
+        user = KSR.pv.get("$au") or ""
+        extension = plan.extensions.get(user)
+        # An unknown user is checked against a secret nobody knows, so the
+        # outcome and the time taken are those of a wrong password.
+        ha1 = extension.ha1 if extension else os.urandom(16).hex()
+        if user and KSR.auth.pv_auth_check(plan.domain, ha1, 1, 1) > 0:
+            KSR.auth.consume_credentials()
+            return user
+        if user:
+            log.info("authentication failed for %s from %s", user, KSR.pv.get("$si"))
+        KSR.auth.auth_challenge(plan.domain, 1)
+        return ""
+
+    def route_register(self) -> int:
+        plan = self.plans.current()
+        if not self.authenticate(plan):
+            return OK
+        if KSR.registrar.save("location", 0) < 0:
+            KSR.sl.sl_reply_error()
+        return OK
+
+    def route_invite(self) -> int:
+        plan = self.plans.current()
+        source, port = KSR.pv.get("$si"), KSR.pv.get("$sp")
+        trunk = plan.trunk_for_source(source, port)
+        caller_extension = ""
+        if trunk is None:
+            caller_extension = self.authenticate(plan)
+            if not caller_extension:
+                return OK
+        called = KSR.pv.get("$rU") or ""
+        caller = KSR.pv.get("$fU") or ""
+        is_hotline = called in plan.hotlines
+        facts = Facts(
+            called=called,
+            caller=caller,
+            region=region_of(caller) if is_hotline and trunk else region_of(""),
+            trunk=trunk.name if trunk else "",
+            caller_extension=caller_extension,
+            sequence=(KSR.htable.sht_inc("counters", "seq:" + called) - 1) if is_hotline else 0,
+        )
+        decision = decide(plan, facts, dt.datetime.now(dt.UTC))
+        call_id = KSR.pv.get("$ci")
+        log.info("call %s: %s → %s %s", call_id, caller, called, decision.trace[-1])
+
+        event = cdr.CallEvent(
+            call_id=call_id,
+            type=cdr.START,
+            at=time.time(),
+            kind="hotline" if decision.hotline else "internal",
+            tenant=decision.tenant,
+            hotline=decision.hotline,
+            caller=decision.caller or caller,
+            caller_area_code=facts.region.area_code,
+            caller_region=" ".join(n for n in (facts.region.province, facts.region.city) if n),
+            called=called,
+            route=decision.route or decision.target,
+        )
+        if decision.action == REJECT:
+            if decision.tenant:
+                self.emit(
+                    msgspec.structs.replace(
+                        event,
+                        type=cdr.END,
+                        status=cdr.status_for_failure(decision.sip_code),
+                        sip_code=decision.sip_code,
+                        cause=decision.reason,
+                    )
+                )
+            KSR.sl.send_reply(decision.sip_code, decision.reason)
+            return OK
+        if decision.action != RING:
+            # Menus, voicemail and PINs need the media features; until this
+            # appliance has them such a call is refused and recorded as such.
+            reason = f"{decision.action} not available"
+            self.emit(msgspec.structs.replace(event, type=cdr.END, status="failed",
+                                              sip_code=480, cause=reason))  # fmt: skip
+            KSR.sl.send_reply(480, "Temporarily Unavailable")
+            return OK
+        return self.start_ringing(plan, decision, event)
+
+    def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent) -> int:
+        call_id = event.call_id
+        if KSR.textops.has_body_type("application/sdp") > 0:
+            if KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+                log.error("call %s: rtpengine refused the offer", call_id)
+                self.emit(msgspec.structs.replace(event, type=cdr.END, status="failed",
+                                                  sip_code=503, cause="media relay unavailable"))  # fmt: skip
+                KSR.sl.send_reply(503, "Service Unavailable")
+                return OK
+        KSR.rr.record_route()
+        facts = CallFacts(
+            kind=event.kind, tenant=decision.tenant, hotline=decision.hotline,
+            caller_tag=KSR.pv.get("$ft") or "",
+        )  # fmt: skip
+        KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+        self.emit(event)
+        state = CallState(
+            ring=list(decision.ring),
+            busy=list(decision.busy),
+            no_answer=list(decision.no_answer),
+            max_forwards=plan.max_forwards,
+        )
+        if not self.relay_next(plan, state):
+            self.end_failed_call(state.last_code or 480)
+            KSR.sl.send_reply(480, "Temporarily Unavailable")
+        return OK
+
+    def next_target(self, state: CallState) -> Target | None:
+        if state.ring:
+            return state.ring.pop(0)
+        chain = state.busy if state.any_busy else state.no_answer
+        if state.phase == "ring" and chain and state.forwards < state.max_forwards:
+            state.phase = "busy" if state.any_busy else "no_answer"
+            state.forwards += 1
+            state.ring = list(chain)
+            return state.ring.pop(0)
+        return None
+
+    def relay_next(self, plan: Plan, state: CallState) -> bool:
+        """Send the INVITE to the next destination that can take it."""
+        call_id = KSR.pv.get("$ci")
+        while (target := self.next_target(state)) is not None:
+            KSR.resetdsturi()
+            if target.kind == "ext":
+                KSR.seturi(f"sip:{target.number}@{plan.domain}")
+                if KSR.registrar.lookup("location") < 0:
+                    log.info("call %s: extension %s is not registered, next", call_id, target.number)
+                    state.last_code = state.last_code or 480
+                    continue
+            elif target.kind == "tel" and plan.trunks:
+                KSR.seturi(f"sip:{target.number}@{plan.trunks[0].host}")
+            else:
+                log.info("call %s: %s:%s cannot be rung here, next", call_id, target.kind,
+                         target.number)  # fmt: skip
+                continue
+            state.current = target
+            self.save_state(state)
+            KSR.tm.t_set_fr(target.timeout * 1000, min(NO_RESPONSE_MS, target.timeout * 1000))
+            KSR.tm.t_on_failure("ksr_failure_next")
+            KSR.tm.t_on_reply("ksr_reply_invite")
+            log.info("call %s: ringing %s:%s for %ss", call_id, target.kind, target.number,
+                     target.timeout)  # fmt: skip
+            if KSR.tm.t_relay() > 0:
+                return True
+            log.warning("call %s: relay to %s failed", call_id, KSR.pv.get("$ru"))
+        self.save_state(state)
+        return False
+
+    @staticmethod
+    def save_state(state: CallState) -> None:
+        KSR.pv.unset("$avp(lb_state)")
+        KSR.pv.sets("$avp(lb_state)", _state_enc.encode(state).decode())
+
+    @staticmethod
+    def load_state() -> CallState | None:
+        raw = KSR.pv.get("$avp(lb_state)")
+        return _state_dec.decode(raw) if raw else None
+
+    # ------------------------------------------------------------ failure
+    @guarded
+    def ksr_failure_next(self, msg) -> int:  # type: ignore[no-untyped-def]
+        state = self.load_state()
+        if state is None:
+            return OK
+        if KSR.tm.t_is_canceled() > 0:
+            self.end_failed_call(487)
+            return OK
+        code = KSR.pv.get("$T_reply_code") or 500
+        state.last_code = code
+        state.any_busy = state.any_busy or code in BUSY_CODES
+        if code in NEXT_ON and self.relay_next(self.plans.current(), state):
+            return OK
+        # Nothing left: tm sends the caller the best reply it has.
+        self.end_failed_call(486 if state.any_busy and code not in BUSY_CODES else code)
+        return OK
+
+    def end_failed_call(self, code: int) -> None:
+        call_id = KSR.pv.get("$ci")
+        KSR.rtpengine.rtpengine_delete("")
+        if KSR.htable.sht_inc("once", call_id + ":end") != 1:
+            return
+        self.emit(cdr.CallEvent(call_id=call_id, type=cdr.END, at=time.time(),
+                                status=cdr.status_for_failure(code), sip_code=code,
+                                cause=KSR.pv.get("$T_reply_reason") or ""))  # fmt: skip
+        KSR.htable.sht_rm("calls", call_id)
+
+    # ------------------------------------------------------------ replies
+    @guarded
+    def ksr_reply_invite(self, msg) -> int:  # type: ignore[no-untyped-def]
+        status = KSR.pv.get("$rs") or 0
+        if KSR.textops.has_body_type("application/sdp") > 0 and status < 300:
+            if KSR.rtpengine.rtpengine_answer(RTP_ANSWER) < 0:
+                log.error("call %s: rtpengine refused the answer", KSR.pv.get("$ci"))
+        if 200 <= status < 300:
+            call_id = KSR.pv.get("$ci")
+            if KSR.htable.sht_inc("once", call_id + ":answered") == 1:
+                state = self.load_state()
+                number = state.current.number if state and state.current else ""
+                plan = self.plans.current()
+                extension = plan.extensions.get(number)
+                agent_id = extension.agent_id if extension else ""
+                raw = KSR.htable.sht_get("calls", call_id)
+                if raw:
+                    facts = _facts_dec.decode(raw)
+                    facts.answered_by, facts.agent_id = number, agent_id
+                    KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+                self.emit(cdr.CallEvent(call_id=call_id, type=cdr.ANSWER, at=time.time(),
+                                        answered_by=number, agent_id=agent_id))  # fmt: skip
+        return OK
+
+    @guarded
+    def ksr_reply_route(self, msg) -> int:  # type: ignore[no-untyped-def]
+        return OK
+
+    # ------------------------------------------------------------ in dialog
+    def route_in_dialog(self) -> int:
+        call_id = KSR.pv.get("$ci")
+        known = KSR.htable.sht_get("calls", call_id)
+        # Only dialogs this appliance set up are routed: a forged Route set
+        # must not turn loose routing into an open relay.
+        if known and KSR.rr.loose_route() > 0:
+            if KSR.is_BYE():
+                KSR.rtpengine.rtpengine_delete("")
+                self.end_answered_call(call_id, known)
+            elif KSR.is_INVITE() or KSR.is_UPDATE():
+                if KSR.textops.has_body_type("application/sdp") > 0:
+                    KSR.rtpengine.rtpengine_offer(RTP_OFFER)
+                KSR.tm.t_on_reply("ksr_reply_invite")
+            KSR.tm.t_relay()
+            return OK
+        if KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return OK
+        KSR.sl.send_reply(481, "Call/Transaction Does Not Exist")
+        return OK
+
+    def end_answered_call(self, call_id: str, raw: str) -> None:
+        if KSR.htable.sht_inc("once", call_id + ":end") != 1:
+            return
+        facts = _facts_dec.decode(raw)
+        by = "caller" if KSR.pv.get("$ft") == facts.caller_tag else "callee"
+        self.emit(cdr.CallEvent(call_id=call_id, type=cdr.END, at=time.time(),
+                                status="answered", sip_code=200, cause=f"BYE from {by}",
+                                answered_by=facts.answered_by, agent_id=facts.agent_id))  # fmt: skip
+        # Keep the entry a little longer for the BYE's retransmissions and the
+        # other side's late requests; the table's autoexpire removes it.
+
+    # ------------------------------------------------------------ events
+    @staticmethod
+    def emit(event: cdr.CallEvent) -> None:
+        """Hand a call event to the worker. A queue failure is logged and never
+        breaks the call; the record sweep closes calls whose events are lost."""
+        try:
+            cdr.call_event(cdr.encode_event(event))
+        except Exception:  # noqa: BLE001
+            log.error("call %s: could not queue %s event: %s", event.call_id, event.type,
+                      traceback.format_exc())  # fmt: skip
