@@ -1,0 +1,1 @@
+"""One folder per area of the app: controllers, services, schemas."""

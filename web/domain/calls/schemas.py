@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+CALL_STATUSES: dict[str, str] = {
+    "ringing": "振铃中",
+    "talking": "通话中",
+    "answered": "已接听",
+    "missed": "未接",
+    "busy": "占线",
+    "rejected": "拒接",
+    "cancelled": "已取消",
+    "failed": "失败",
+}
+"""Every status a call record can have, with the label the pages show."""
+
+
+class CallRecordOut(msgspec.Struct, kw_only=True):
+    """One call (通话记录). Times are RFC 3339 in UTC."""
+
+    call_id: str
+    """The SIP Call-ID of the caller's leg."""
+    hotline: str
+    """The 400 number called; empty for an internal call."""
+    caller: str
+    caller_area_code: str
+    caller_region: str
+    """Province and city of the caller's number, when known."""
+    called: str
+    kind: str
+    """`hotline` or `internal`."""
+    route: str
+    """The routing rule that decided where the call went."""
+    answered_by: str
+    """The extension that answered; empty when nobody did."""
+    agent_id: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    status: str
+    """ringing, talking, answered, missed, busy, rejected, cancelled or failed."""
+    sip_code: int
+    cause: str
+    talk_seconds: int
+    ring_seconds: int
+
+
+class CallRecordList(msgspec.Struct, kw_only=True):
+    items: list[CallRecordOut]
+    """Newest first."""
+    total: int
+    """How many records match the filters, across all pages."""
+    limit: int
+    offset: int
+
+
+class CallFilters(msgspec.Struct, kw_only=True):
+    """Which call records to list; None means "any"."""
+
+    status: str | None = None
+    hotline: str | None = None
+    caller: str | None = None
+    caller_prefix: str | None = None
+    since: datetime | None = None
+    """Inclusive, timezone-aware."""
+    until: datetime | None = None
+    """Exclusive, timezone-aware."""

@@ -1,0 +1,1 @@
+"""`/healthz`: is every part of the appliance alive?"""
