@@ -28,10 +28,11 @@ import tempfile
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from piccolo.columns import Column
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
@@ -125,6 +126,7 @@ _FILE_KEY = {
     "balance_fen": "balance",
     "monthly_cost_cap_fen": "monthly_cost_cap",
     "source": "file",
+    "position": "order",
 }
 
 
@@ -296,8 +298,7 @@ async def _load(kind: _Kind, slug_of: dict[int, str]) -> dict[Hashable, dict[str
 async def _plan(desired: _Desired, dry_run: bool) -> _Plan:
     plan = _Plan(ApplyResult(dry_run=dry_run))
     result = plan.result
-    tenants = await Tenant.select(Tenant.id, Tenant.slug)
-    slug_of = {t["id"]: t["slug"] for t in tenants}
+    slug_of = {tid: slug for slug, tid in (await _tenant_ids()).items()}
     several = len(set(slug_of.values()) | set(desired.rows["tenant"])) > 1
 
     # [appliance]
@@ -384,9 +385,8 @@ def _prompt_file(row: dict[str, Any], old: dict[str, Any] | None, desired: _Desi
     try:
         data = source.read_bytes()
     except OSError:
-        kept = old is not None and old["source"] == reference and old["file"] \
-            and Path(old["file"]).is_file()
-        if kept:
+        if old is not None and old["source"] == reference and old["file"] \
+                and Path(old["file"]).is_file():
             row["file"] = old["file"]
             plan.result.warnings.append(
                 f"{where}: {reference} not found next to the site file; "
@@ -435,21 +435,33 @@ async def _write(plan: _Plan) -> None:
                 ApplianceSetting.key == key)
         else:
             await ApplianceSetting.insert(ApplianceSetting(key=key, value=encoded))
-    # Children before their tenant; the tenant's cascade then has nothing left.
-    for name, ids in reversed(plan.deletes):
-        table = KINDS[name].table
-        await table.delete().where(table.id.is_in(ids))
+    deletes = dict(plan.deletes)
+    # Objects first, tenants last: an extension that moves to a new tenant must
+    # not be caught by the old tenant's cascade before it has moved.
+    for name in reversed(KINDS):
+        if name in deletes and name != "tenant":
+            table = KINDS[name].table
+            await table.delete().where(table._meta.primary_key.is_in(deletes[name]))
     tenant_id: dict[str, int] = {}
     for name, kind in KINDS.items():  # parents first
         if name not in ("trunk", "tenant") and not tenant_id:
-            tenant_id = {t["slug"]: t["id"] for t in await Tenant.select(Tenant.id, Tenant.slug)}
+            tenant_id = await _tenant_ids()
         table = kind.table
+        pk = table._meta.primary_key
         for n, row_id, diff in plan.updates:
             if n == name:
-                await table.update(_db_values(kind, diff, tenant_id)).where(table.id == row_id)
+                values = cast(dict[Column | str, Any], _db_values(kind, diff, tenant_id))
+                await table.update(values).where(pk == row_id)
         rows = [table(**_db_values(kind, row, tenant_id)) for n, row in plan.inserts if n == name]
         if rows:
             await table.insert(*rows)
+    if "tenant" in deletes:
+        await Tenant.delete().where(Tenant._meta.primary_key.is_in(deletes["tenant"]))
+
+
+async def _tenant_ids() -> dict[str, int]:
+    pk = Tenant._meta.primary_key
+    return {t["slug"]: t["id"] for t in await Tenant.select(pk, Tenant.slug)}
 
 
 def _write_files(plan: _Plan) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -57,7 +58,7 @@ class Locator:
     def _find(self, path: KeyPath) -> int | None:
         try:
             doc = tomlkit.parse(self.text)
-            node = doc
+            node: Any = doc
             for part in path[:-1]:
                 node = node[part]
             last = path[-1]

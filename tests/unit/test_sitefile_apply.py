@@ -325,3 +325,29 @@ def test_moving_the_example_elsewhere_keeps_it_applying(data_dir: Path, tmp_path
     shutil.copy(EXAMPLE_FILE, copy)
     assert apply_file(copy).changed
     assert apply_file(EXAMPLE_FILE).changes == []
+
+
+def test_renaming_a_tenant_moves_its_numbers_instead_of_losing_them(data_dir: Path) -> None:
+    apply(EXAMPLE)
+    result = apply(mutate('slug = "acme"', 'slug = "acme-cn"'))
+    assert "+ tenant acme-cn" in result.changes and "- tenant acme" in result.changes
+    assert "~ extension 1001: tenant" in result.changes
+    assert "~ hotline 4001234567: tenant" in result.changes
+    assert "+ group acme-cn/sales" in result.changes and "- group acme/sales" in result.changes
+    tenant = Tenant.select().first().run_sync()
+    assert tenant["slug"] == "acme-cn"
+    owners = {e["number"]: e["tenant"] for e in Extension.select().run_sync()}
+    assert owners == {"1001": tenant["id"], "1002": tenant["id"], "1003": tenant["id"]}
+    assert len(Hotline.select().run_sync()) == 2
+    assert apply(mutate('slug = "acme"', 'slug = "acme-cn"')).changes == []
+
+
+def test_reordering_extensions_changes_only_their_order(data_dir: Path) -> None:
+    apply(EXAMPLE)
+    first = EXAMPLE.index('[[tenants.extensions]]\nnumber = "1001"')
+    second = EXAMPLE.index('[[tenants.extensions]]\nnumber = "1002"')
+    third = EXAMPLE.index('[[tenants.extensions]]\nnumber = "1003"')
+    text = EXAMPLE[:first] + EXAMPLE[second:third] + EXAMPLE[first:second] + EXAMPLE[third:]
+    assert apply(text).changes == ["~ extension 1002: order", "~ extension 1001: order"]
+    exported = tomllib.loads(export_text())
+    assert [e["number"] for e in exported["tenants"][0]["extensions"]] == ["1002", "1001", "1003"]
