@@ -205,14 +205,14 @@ class SiteFile(_Struct, kw_only=True):
     appliance: ApplianceConfig | None = None
     trunks: list[TrunkConfig] = []
     users: list[UserConfig] = []
-    """Operators: people who run the appliance, not one business."""
+    """People who belong to no tenant: the operators who run the appliance."""
     tenants: list[TenantConfig] = []
 
 
 # --- values -------------------------------------------------------------------
 
 STRATEGIES = ("sequential", "random", "round_robin", "ring_all", "sticky")
-TENANT_ROLES = ("owner", "operator", "agent")
+ROLES = ("owner", "operator", "agent")
 HOLIDAY_CALENDARS = ("cn", "")
 RATE_KINDS = ("tel", "ext")
 DESTINATION_KINDS = ("ext", "tel", "group", "menu", "hotline", "voicemail")
@@ -483,10 +483,10 @@ class _Checker:
         self.unique([t.slug for t in site.tenants], ("tenants",), "slug", "tenant")
         logins: dict[str, KeyPath] = {}
         for i, u in enumerate(site.users):
-            self.user(u, ("users", i), operator=True, logins=logins)
+            self.user(u, ("users", i), logins=logins)
         for ti, t in enumerate(site.tenants):
             for ui, u in enumerate(t.users):
-                self.user(u, ("tenants", ti, "users", ui), operator=False, logins=logins)
+                self.user(u, ("tenants", ti, "users", ui), logins=logins)
         # Numbers are unique across tenants: a call to one must reach one place.
         for ti, t in enumerate(site.tenants):
             for i, e in enumerate(t.extensions):
@@ -599,8 +599,7 @@ class _Checker:
         self.timezone(a.timezone, (*path, "timezone"))
         self.holidays(a.holidays, (*path, "holidays"))
 
-    def user(self, u: UserConfig, path: KeyPath, *, operator: bool,
-             logins: dict[str, KeyPath]) -> None:
+    def user(self, u: UserConfig, path: KeyPath, *, logins: dict[str, KeyPath]) -> None:
         if not u.login or any(c.isspace() for c in u.login):
             self.p.add((*path, "login"), f"{u.login!r} is not a login: no spaces, not empty")
         elif u.login in logins:
@@ -614,9 +613,8 @@ class _Checker:
             self.p.add((*path, "password"), "too short: at least 8 characters")
         if u.password_hash is not None and not u.password_hash.startswith("$argon2"):
             self.p.add((*path, "password_hash"), "not an argon2 hash (\"$argon2id$…\")")
-        roles = ("operator",) if operator else TENANT_ROLES
-        if u.role not in roles:
-            self.p.add((*path, "role"), f"{u.role!r} is not a role: {' | '.join(roles)}")
+        if u.role not in ROLES:
+            self.p.add((*path, "role"), f"{u.role!r} is not a role: {' | '.join(ROLES)}")
 
     def trunk(self, trunk: TrunkConfig, path: KeyPath) -> None:
         if not trunk.name:

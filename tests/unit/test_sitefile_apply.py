@@ -351,3 +351,18 @@ def test_reordering_extensions_changes_only_their_order(data_dir: Path) -> None:
     assert apply(text).changes == ["~ extension 1002: order", "~ extension 1001: order"]
     exported = tomllib.loads(export_text())
     assert [e["number"] for e in exported["tenants"][0]["extensions"]] == ["1002", "1001", "1003"]
+
+
+def test_operators_without_a_tenant_round_trip(data_dir: Path) -> None:
+    text = EXAMPLE.replace(
+        "[[tenants]]",
+        '[[users]]\nlogin = "ops@linebox.example.cn"\npassword = "operator-secret"\n'
+        'role = "operator"\n\n[[tenants]]',
+        1,
+    )
+    assert "+ user ops@linebox.example.cn" in apply(text).changes
+    assert User.select().where(User.login == "ops@linebox.example.cn").first().run_sync()[
+        "tenant"] is None
+    exported = export_text()
+    assert tomllib.loads(exported)["users"][0]["role"] == "operator"
+    assert apply(exported).changes == []

@@ -3,12 +3,16 @@ reported with its key path and the line it is on, all of them at once."""
 
 from __future__ import annotations
 
+import copy
 import re
+import tomllib
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hypothesis import given
+import tomlkit
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.errors import SiteFileError
@@ -348,8 +352,9 @@ def test_operators_are_top_level_users() -> None:
         1,
     )
     assert parse_site(text).users[0].login == "ops"
-    found = problems(text.replace('role = "operator"', 'role = "owner"', 1))
-    assert any("users[0].role: 'owner' is not a role: operator" in p for p in found)
+    found = problems(text.replace('role = "operator"', 'role = "root"', 1))
+    assert any("users[0].role: 'root' is not a role: owner | operator | agent" in p
+               for p in found)
 
 
 def test_an_empty_file_is_an_empty_appliance() -> None:
@@ -397,3 +402,49 @@ def test_locator_finds_keys_tables_and_array_items() -> None:
 def test_render_quotes_keys_that_are_not_bare() -> None:
     assert render(("tenants", 0, "menus", 0, "keys", "1")) == 'tenants[0].menus[0].keys."1"'
     assert render(("split", "menu:main")) == 'split."menu:main"'
+
+
+# --- robustness -------------------------------------------------------------------
+
+_EXAMPLE_DATA = tomllib.loads(EXAMPLE)
+
+
+def _leaf_paths(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _leaf_paths(v, (*path, k))] + [path]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _leaf_paths(v, (*path, i))] + [path]
+    return [path]
+
+
+_LEAVES = [p for p in _leaf_paths(_EXAMPLE_DATA) if p]
+_VALUES = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["ext:1001", "tel:+8613800138000", "group:sales", "voicemail", "!office",
+                     "0571*", "4001234567", "500.00", "", "mon-fri 08:30-17:30"]),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(0, 100), max_size=3),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(_LEAVES), _VALUES)
+def test_any_value_anywhere_is_accepted_or_reported_with_a_line(
+    path: tuple[str | int, ...], value: Any
+) -> None:
+    data = copy.deepcopy(_EXAMPLE_DATA)
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    text = tomlkit.dumps(data)
+    try:
+        parse_site(text)
+    except SiteFileError as exc:
+        total = text.count("\n") + 1
+        for problem in exc.problems:
+            m = re.match(r"line (\d+): ", problem)
+            assert m and 1 <= int(m[1]) <= total, problem
