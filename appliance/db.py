@@ -9,8 +9,11 @@ to point every table at the engine of the settings in force.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import sqlite3
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -64,6 +67,15 @@ def configure(url: str | None = None) -> Engine:
     engine = make_engine(url)
     for table in TABLES:
         table._meta.db = engine
+    # piccolo's migration runner reads the engine from piccolo_conf and keeps
+    # its bookkeeping table bound to the first engine it saw: follow along,
+    # or a second configure() in one process would migrate the old database.
+    from piccolo.apps.migrations.tables import Migration
+
+    Migration._meta.db = engine
+    conf = sys.modules.get("appliance.piccolo_conf")
+    if conf is not None:
+        conf.DB = engine  # type: ignore[attr-defined]
     _engine = engine
     return engine
 
@@ -77,9 +89,13 @@ async def migrate_async() -> None:
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
     engine()
-    response = await run_forwards(app_name="linebox", migration_id="all", fake=False)
+    chatter = io.StringIO()  # piccolo prints its progress; keep it for errors only
+    with contextlib.redirect_stdout(chatter):
+        response = await run_forwards(app_name="linebox", migration_id="all", fake=False)
     if not response.success:
-        raise SettingsError(f"database migration failed: {response.message}")
+        raise SettingsError(
+            f"database migration failed: {response.message}\n{chatter.getvalue()}"
+        )
 
 
 def migrate() -> None:

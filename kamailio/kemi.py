@@ -42,9 +42,6 @@ RTP_ANSWER = RTP_OFFER + " port-latching"
 # Final replies of one destination after which the next one is tried.
 NEXT_ON = frozenset({408, 480, 486, 487, 600, 603, 404, 500, 502, 503, 504})
 BUSY_CODES = frozenset({486, 600, 603})
-# When a destination gives no sign of life at all (not even 100 Trying), stop
-# waiting for it after this long.
-NO_RESPONSE_MS = 4000
 
 log = logging.getLogger("linebox.kemi")
 
@@ -313,7 +310,8 @@ class Linebox:
                 continue
             state.current = target
             self.save_state(state)
-            KSR.tm.t_set_fr(target.timeout * 1000, min(NO_RESPONSE_MS, target.timeout * 1000))
+            # The ring timeout holds whether or not the phone says it rings.
+            KSR.tm.t_set_fr(target.timeout * 1000, target.timeout * 1000)
             KSR.tm.t_on_failure("ksr_failure_next")
             KSR.tm.t_on_reply("ksr_reply_invite")
             log.info("call %s: ringing %s:%s for %ss", call_id, target.kind, target.number,
