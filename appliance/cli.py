@@ -38,8 +38,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     db.configure()
     plan = asyncio.run(publish_from_db())
-    print(f"published plan {plan.version}: {len(plan.hotlines)} hotlines, "
-          f"{len(plan.extensions)} extensions")  # fmt: skip
+    print(
+        f"published plan {plan.version}: {len(plan.hotlines)} hotlines, "
+        f"{len(plan.extensions)} extensions"
+    )
     return 0
 
 
@@ -74,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     services.prepare_directories(settings)
     db.configure()
     db.migrate()
-    if args.demo and not asyncio.run(Tenant.count()):
+    if args.demo and not Tenant.count().run_sync():
         from appliance.sitefile.apply import apply_file
 
         result = apply_file(DEMO_SITE)
@@ -87,17 +89,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  web portal     {web}/   (call records: {web}/calls, health: {web}/healthz)")
     print(f"  SIP            {sip} (UDP and TCP), domain {settings.sip.domain}")
     print(f"  data           {settings.paths.data_dir}  (logs in {settings.paths.run_dir})")
-    users = asyncio.run(User.select(User.login, User.role).order_by(User.id))
+    users = User.select(User.login, User.role).order_by(User._meta.primary_key).run_sync()
     for user in users:
-        password = " / linebox-demo" if args.demo and user["login"].endswith("demo.example.cn") else ""
+        password = (
+            " / linebox-demo" if args.demo and user["login"].endswith("demo.example.cn") else ""
+        )
         print(f"  login          {user['login']}{password} ({user['role']})")
-    extensions = asyncio.run(Extension.select(Extension.number, Extension.sip_password))
+    extensions = Extension.select(Extension.number, Extension.sip_password).run_sync()
     for ext in extensions:
         print(f"  extension      {ext['number']} password {ext['sip_password']}")
     for number in plan.hotlines:
         print(f"  hotline        {number}")
 
-    supervisor = services.Supervisor(services.all_services(settings), log_dir=settings.paths.run_dir)
+    supervisor = services.Supervisor(
+        services.all_services(settings), log_dir=settings.paths.run_dir
+    )
     return supervisor.run()
 
 
@@ -145,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("run", help=cmd_run.__doc__)
-    p.add_argument("--demo", action="store_true",
-                   help="apply the demo site first when the database holds none")  # fmt: skip
+    p.add_argument(
+        "--demo", action="store_true", help="apply the demo site first when the database holds none"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("worker", help=cmd_worker.__doc__)
@@ -160,8 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hotline", required=True)
     p.add_argument("--caller", required=True)
     p.add_argument("--at", help='local time, e.g. "2026-12-31 21:00" (default: now)')
-    p.add_argument("--sequence", type=int, default=0,
-                   help="the hotline's call count so far (drives percentage splits)")  # fmt: skip
+    p.add_argument(
+        "--sequence",
+        type=int,
+        default=0,
+        help="the hotline's call count so far (drives percentage splits)",
+    )
     p.add_argument("--json", action="store_true", help="print the decision as JSON")
     p.set_defaults(func=cmd_simulate)
 

@@ -93,9 +93,7 @@ async def migrate_async() -> None:
     with contextlib.redirect_stdout(chatter):
         response = await run_forwards(app_name="linebox", migration_id="all", fake=False)
     if not response.success:
-        raise SettingsError(
-            f"database migration failed: {response.message}\n{chatter.getvalue()}"
-        )
+        raise SettingsError(f"database migration failed: {response.message}\n{chatter.getvalue()}")
 
 
 def migrate() -> None:

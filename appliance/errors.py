@@ -29,7 +29,8 @@ class SiteFileError(LineboxError):
     def __init__(self, problems: list[str], source: str = "site file") -> None:
         self.problems = problems
         super().__init__(
-            f"{source}: " + "; ".join(problems) if len(problems) == 1
+            f"{source}: " + "; ".join(problems)
+            if len(problems) == 1
             else f"{source}: {len(problems)} problems:\n  " + "\n  ".join(problems),
             {"problems": problems},
         )

@@ -18,19 +18,52 @@ from phonenumbers.phonenumberutil import NumberParseException, PhoneNumberType
 # Provinces and province-level regions, as geocoding names them at the start
 # of a description ("广东省深圳市", "北京市", "新疆维吾尔自治区乌鲁木齐市").
 PROVINCES = (
-    "北京市", "天津市", "上海市", "重庆市", "河北省", "山西省", "辽宁省", "吉林省",
-    "黑龙江省", "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省",
-    "湖北省", "湖南省", "广东省", "海南省", "四川省", "贵州省", "云南省", "陕西省",
-    "甘肃省", "青海省", "台湾省", "内蒙古自治区", "广西壮族自治区", "西藏自治区",
-    "宁夏回族自治区", "新疆维吾尔自治区", "香港特别行政区", "澳门特别行政区",
-)  # fmt: skip
+    "北京市",
+    "天津市",
+    "上海市",
+    "重庆市",
+    "河北省",
+    "山西省",
+    "辽宁省",
+    "吉林省",
+    "黑龙江省",
+    "江苏省",
+    "浙江省",
+    "安徽省",
+    "福建省",
+    "江西省",
+    "山东省",
+    "河南省",
+    "湖北省",
+    "湖南省",
+    "广东省",
+    "海南省",
+    "四川省",
+    "贵州省",
+    "云南省",
+    "陕西省",
+    "甘肃省",
+    "青海省",
+    "台湾省",
+    "内蒙古自治区",
+    "广西壮族自治区",
+    "西藏自治区",
+    "宁夏回族自治区",
+    "新疆维吾尔自治区",
+    "香港特别行政区",
+    "澳门特别行政区",
+)
 
 # Geocoding names the autonomous regions by their short names.
 _SHORT_PROVINCES = {
-    "内蒙古": "内蒙古自治区", "广西": "广西壮族自治区", "西藏": "西藏自治区",
-    "宁夏": "宁夏回族自治区", "新疆": "新疆维吾尔自治区", "香港": "香港特别行政区",
+    "内蒙古": "内蒙古自治区",
+    "广西": "广西壮族自治区",
+    "西藏": "西藏自治区",
+    "宁夏": "宁夏回族自治区",
+    "新疆": "新疆维吾尔自治区",
+    "香港": "香港特别行政区",
     "澳门": "澳门特别行政区",
-}  # fmt: skip
+}
 
 
 def _split_description(description: str) -> tuple[str, str]:
@@ -67,9 +100,13 @@ def normalize(number: str) -> str:
     if digits.startswith("+86"):
         national = digits[3:]
         # Fixed lines written internationally drop the trunk prefix 0.
-        if (national and not national.startswith(("1", "0"))) or (national.startswith("10") and len(national) in (10, 11)):
+        if (national and not national.startswith(("1", "0"))) or (
+            national.startswith("10") and len(national) in (10, 11)
+        ):
             national = "0" + national
         return national
+    if len(digits) == 13 and digits.startswith("861"):
+        return digits[2:]  # a mobile with the country code but no + (some carriers)
     return digits
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance import settings as settings_mod
 from appliance.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,18 +51,10 @@ class Service:
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
-    """What every linebox process needs to find its settings and code."""
+    """The environment of every linebox process: the settings in force, spelt
+    out as variables (they win over any settings file), and where the code is."""
     env = dict(os.environ)
-    env["LINEBOX_DATA_DIR"] = str(settings.paths.data_dir)
-    env["LINEBOX_DATABASE_URL"] = settings.database_url
-    env["LINEBOX_SIP_ADDRESS"] = settings.sip.address
-    env["LINEBOX_SIP_PORT"] = str(settings.sip.port)
-    env["LINEBOX_SIP_DOMAIN"] = settings.sip.domain
-    env["LINEBOX_MEDIA_NG_PORT"] = str(settings.media.ng_port)
-    env["LINEBOX_WEB_HOST"] = settings.web.host
-    env["LINEBOX_WEB_PORT"] = str(settings.web.port)
-    if settings.queue.redis_url:
-        env["LINEBOX_REDIS_URL"] = settings.queue.redis_url
+    env.update(settings_mod.to_environ(settings))
     # Kamailio's embedded interpreter adds this venv's packages to its path.
     env["LINEBOX_SITE_PACKAGES"] = sysconfig.get_paths()["purelib"]
     env["PYTHONUNBUFFERED"] = "1"
@@ -129,10 +122,19 @@ def rtpengine_service(settings: Settings) -> Service:
 
 def web_service(settings: Settings) -> Service:
     argv = [
-        sys.executable, "-m", "uvicorn", "--factory", "web.app:create_app",
-        "--host", settings.web.host, "--port", str(settings.web.port),
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "web.app:create_app",
+        "--host",
+        settings.web.host,
+        "--port",
+        str(settings.web.port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     return Service(
         name="web",
         argv=argv,
@@ -162,8 +164,12 @@ def all_services(settings: Settings) -> list[Service]:
 
 
 def prepare_directories(settings: Settings) -> None:
-    for path in (settings.paths.data_dir, settings.paths.run_dir, settings.paths.spool_dir,
-                 settings.paths.plan_dir):  # fmt: skip
+    for path in (
+        settings.paths.data_dir,
+        settings.paths.run_dir,
+        settings.paths.spool_dir,
+        settings.paths.plan_dir,
+    ):
         path.mkdir(parents=True, exist_ok=True)
 
 
@@ -177,7 +183,7 @@ def tcp_open(host: str, port: int) -> bool:
 def sip_options_ok(host: str, port: int, timeout: float = 0.5) -> bool:
     """Does a SIP server answer OPTIONS with 200 on this UDP address?"""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host if host != "0.0.0.0" else "127.0.0.1", 0))  # noqa: S104
+        sock.bind((host if host != "0.0.0.0" else "127.0.0.1", 0))
         sock.settimeout(timeout)
         local_host, local_port = sock.getsockname()
         call_id = secrets.token_hex(8)
@@ -222,7 +228,7 @@ def spawn(service: Service, log_file: Path | None = None) -> subprocess.Popen[by
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT if out else None,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 (no threads at this point)
+            preexec_fn=_die_with_parent,
         )
     finally:
         if out:
@@ -234,10 +240,8 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
     # The group may outlive its leader (Kamailio's children): kill what is left.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -257,8 +261,9 @@ def wait_ready(service: Service, proc: subprocess.Popen[bytes], timeout: float =
 
 
 @contextlib.contextmanager
-def running(service: Service, log_file: Path | None = None,
-            timeout: float = 20.0) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+def running(
+    service: Service, log_file: Path | None = None, timeout: float = 20.0
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a service, wait until it is ready, and always stop it."""
     proc = spawn(service, log_file)
     try:
@@ -308,18 +313,26 @@ class Supervisor:
                     proc = self.procs[service.name]
                     if proc.poll() is None or self.stopping:
                         continue
-                    print(f"! {service.name} exited with status {proc.returncode}",
-                          file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"! {service.name} exited with status {proc.returncode}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     recent = [t for t in self.restarts[service.name] if time.time() - t < 60]
                     if len(recent) >= self.MAX_RESTARTS_PER_MINUTE:
-                        print(f"! {service.name} keeps failing; stopping the appliance",
-                              file=sys.stderr, flush=True)  # fmt: skip
+                        print(
+                            f"! {service.name} keeps failing; stopping the appliance",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         return 1
                     self.restarts[service.name] = [*recent, time.time()]
                     stop_process(proc)  # whatever it left behind
                     self.procs[service.name] = spawn(service, self._log_file(service))
-                    print(f"  {service.name} restarted (pid {self.procs[service.name].pid})",
-                          flush=True)  # fmt: skip
+                    print(
+                        f"  {service.name} restarted (pid {self.procs[service.name].pid})",
+                        flush=True,
+                    )
             return 0
         except RuntimeError as exc:
             print(f"! {exc}", file=sys.stderr, flush=True)

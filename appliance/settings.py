@@ -189,7 +189,9 @@ def load(config_file: Path | None = None, environ: dict[str, str] | None = None)
                 if env_name in environ:
                     values[sf.name] = _coerce(environ[env_name], sf.type, env_name)
                 elif sf.name in section_raw:
-                    values[sf.name] = _coerce(section_raw[sf.name], sf.type, f"{path}: {f.name}.{sf.name}")
+                    values[sf.name] = _coerce(
+                        section_raw[sf.name], sf.type, f"{path}: {f.name}.{sf.name}"
+                    )
             unknown = set(section_raw) - {sf.name for sf in dataclasses.fields(default)}
             if unknown:
                 raise SettingsError(f"{path}: unknown setting {f.name}.{sorted(unknown)[0]}")
@@ -205,12 +207,30 @@ def load(config_file: Path | None = None, environ: dict[str, str] | None = None)
             else:
                 sections.setdefault(section, {})[name] = _coerce(environ[env_name], kind, env_name)
 
-    built = {
-        name: type(getattr(Settings(), name))(**values) for name, values in sections.items()
-    }
+    built = {name: type(getattr(Settings(), name))(**values) for name, values in sections.items()}
     settings = Settings(**built, **top)
     data_dir = settings.paths.data_dir.absolute()
     return dataclasses.replace(settings, paths=PathSettings(data_dir=data_dir))
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """Every setting as the environment variable that sets it, so a child
+    process reads exactly the settings of its parent."""
+    environ = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            for sf in dataclasses.fields(value):
+                environ[f"LINEBOX_{f.name.upper()}_{sf.name.upper()}"] = str(
+                    getattr(value, sf.name)
+                )
+        else:
+            environ[f"LINEBOX_{f.name.upper()}"] = str(value)
+    # The short names win in load(): keep them in step.
+    environ["LINEBOX_DATA_DIR"] = str(settings.paths.data_dir)
+    environ["LINEBOX_DATABASE_URL"] = settings.database.url
+    environ["LINEBOX_REDIS_URL"] = settings.queue.redis_url
+    return environ
 
 
 _current: Settings | None = None

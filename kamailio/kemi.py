@@ -22,14 +22,14 @@ import traceback
 if os.environ.get("LINEBOX_SITE_PACKAGES"):
     site.addsitedir(os.environ["LINEBOX_SITE_PACKAGES"])
 
-import KSR  # noqa: E402
-import msgspec  # noqa: E402
+import KSR
+import msgspec
 
-from appliance import settings  # noqa: E402
-from appliance.numbers import region_of  # noqa: E402
-from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide  # noqa: E402
-from appliance.routing.plan import Plan, PlanFile  # noqa: E402
-from appliance.worker import cdr  # noqa: E402
+from appliance import settings
+from appliance.numbers import region_of
+from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide
+from appliance.routing.plan import Plan, PlanFile
+from appliance.worker import cdr
 
 # KEMI return codes
 OK = 1
@@ -52,7 +52,7 @@ class KamailioLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record) + "\n"
-        except Exception:  # noqa: BLE001 (a log line must never break a call)
+        except Exception:
             return
         if record.levelno >= logging.ERROR:
             KSR.err(text)
@@ -95,6 +95,11 @@ _state_dec = msgspec.json.Decoder(CallState)
 _facts_dec = msgspec.json.Decoder(CallFacts)
 
 
+def ended(event: cdr.CallEvent, status: str, code: int, cause: str) -> cdr.CallEvent:
+    """The one event of a call that ends before it rings anyone."""
+    return msgspec.structs.replace(event, type=cdr.END, status=status, sip_code=code, cause=cause)
+
+
 def mod_init() -> Linebox:
     """Runs once in Kamailio's main process, before it forks."""
     return Linebox()
@@ -108,7 +113,7 @@ def guarded(route):  # type: ignore[no-untyped-def]
     def wrapper(self, msg, *args):  # type: ignore[no-untyped-def]
         try:
             return route(self, msg, *args)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.error("%s failed: %s", route.__name__, traceback.format_exc())
             if route.__name__ == "ksr_request_route" and not KSR.is_ACK():
                 KSR.sl.send_reply(500, "Server Internal Error")
@@ -232,41 +237,33 @@ class Linebox:
         )
         if decision.action == REJECT:
             if decision.tenant:
-                self.emit(
-                    msgspec.structs.replace(
-                        event,
-                        type=cdr.END,
-                        status=cdr.status_for_failure(decision.sip_code),
-                        sip_code=decision.sip_code,
-                        cause=decision.reason,
-                    )
-                )
+                status = cdr.status_for_failure(decision.sip_code)
+                self.emit(ended(event, status, decision.sip_code, decision.reason))
             KSR.sl.send_reply(decision.sip_code, decision.reason)
             return OK
         if decision.action != RING:
             # Menus, voicemail and PINs need the media features; until this
             # appliance has them such a call is refused and recorded as such.
-            reason = f"{decision.action} not available"
-            self.emit(msgspec.structs.replace(event, type=cdr.END, status="failed",
-                                              sip_code=480, cause=reason))  # fmt: skip
+            self.emit(ended(event, "failed", 480, f"{decision.action} not available"))
             KSR.sl.send_reply(480, "Temporarily Unavailable")
             return OK
         return self.start_ringing(plan, decision, event)
 
     def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent) -> int:
         call_id = event.call_id
-        if KSR.textops.has_body_type("application/sdp") > 0:
-            if KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
-                log.error("call %s: rtpengine refused the offer", call_id)
-                self.emit(msgspec.structs.replace(event, type=cdr.END, status="failed",
-                                                  sip_code=503, cause="media relay unavailable"))  # fmt: skip
-                KSR.sl.send_reply(503, "Service Unavailable")
-                return OK
+        has_sdp = KSR.textops.has_body_type("application/sdp") > 0
+        if has_sdp and KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+            log.error("call %s: rtpengine refused the offer", call_id)
+            self.emit(ended(event, "failed", 503, "media relay unavailable"))
+            KSR.sl.send_reply(503, "Service Unavailable")
+            return OK
         KSR.rr.record_route()
         facts = CallFacts(
-            kind=event.kind, tenant=decision.tenant, hotline=decision.hotline,
+            kind=event.kind,
+            tenant=decision.tenant,
+            hotline=decision.hotline,
             caller_tag=KSR.pv.get("$ft") or "",
-        )  # fmt: skip
+        )
         KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         self.emit(event)
         state = CallState(
@@ -299,14 +296,17 @@ class Linebox:
             if target.kind == "ext":
                 KSR.seturi(f"sip:{target.number}@{plan.domain}")
                 if KSR.registrar.lookup("location") < 0:
-                    log.info("call %s: extension %s is not registered, next", call_id, target.number)
+                    log.info(
+                        "call %s: extension %s is not registered, next", call_id, target.number
+                    )
                     state.last_code = state.last_code or 480
                     continue
             elif target.kind == "tel" and plan.trunks:
                 KSR.seturi(f"sip:{target.number}@{plan.trunks[0].host}")
             else:
-                log.info("call %s: %s:%s cannot be rung here, next", call_id, target.kind,
-                         target.number)  # fmt: skip
+                log.info(
+                    "call %s: %s:%s cannot be rung here, next", call_id, target.kind, target.number
+                )
                 continue
             state.current = target
             self.save_state(state)
@@ -314,8 +314,13 @@ class Linebox:
             KSR.tm.t_set_fr(target.timeout * 1000, target.timeout * 1000)
             KSR.tm.t_on_failure("ksr_failure_next")
             KSR.tm.t_on_reply("ksr_reply_invite")
-            log.info("call %s: ringing %s:%s for %ss", call_id, target.kind, target.number,
-                     target.timeout)  # fmt: skip
+            log.info(
+                "call %s: ringing %s:%s for %ss",
+                call_id,
+                target.kind,
+                target.number,
+                target.timeout,
+            )
             if KSR.tm.t_relay() > 0:
                 return True
             log.warning("call %s: relay to %s failed", call_id, KSR.pv.get("$ru"))
@@ -355,18 +360,25 @@ class Linebox:
         KSR.rtpengine.rtpengine_delete("")
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
             return
-        self.emit(cdr.CallEvent(call_id=call_id, type=cdr.END, at=time.time(),
-                                status=cdr.status_for_failure(code), sip_code=code,
-                                cause=KSR.pv.get("$T_reply_reason") or ""))  # fmt: skip
+        self.emit(
+            cdr.CallEvent(
+                call_id=call_id,
+                type=cdr.END,
+                at=time.time(),
+                status=cdr.status_for_failure(code),
+                sip_code=code,
+                cause=KSR.pv.get("$T_reply_reason") or "",
+            )
+        )
         KSR.htable.sht_rm("calls", call_id)
 
     # ------------------------------------------------------------ replies
     @guarded
     def ksr_reply_invite(self, msg) -> int:  # type: ignore[no-untyped-def]
         status = KSR.pv.get("$rs") or 0
-        if KSR.textops.has_body_type("application/sdp") > 0 and status < 300:
-            if KSR.rtpengine.rtpengine_answer(RTP_ANSWER) < 0:
-                log.error("call %s: rtpengine refused the answer", KSR.pv.get("$ci"))
+        has_sdp = KSR.textops.has_body_type("application/sdp") > 0
+        if has_sdp and status < 300 and KSR.rtpengine.rtpengine_answer(RTP_ANSWER) < 0:
+            log.error("call %s: rtpengine refused the answer", KSR.pv.get("$ci"))
         if 200 <= status < 300:
             call_id = KSR.pv.get("$ci")
             if KSR.htable.sht_inc("once", call_id + ":answered") == 1:
@@ -380,8 +392,15 @@ class Linebox:
                     facts = _facts_dec.decode(raw)
                     facts.answered_by, facts.agent_id = number, agent_id
                     KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
-                self.emit(cdr.CallEvent(call_id=call_id, type=cdr.ANSWER, at=time.time(),
-                                        answered_by=number, agent_id=agent_id))  # fmt: skip
+                self.emit(
+                    cdr.CallEvent(
+                        call_id=call_id,
+                        type=cdr.ANSWER,
+                        at=time.time(),
+                        answered_by=number,
+                        agent_id=agent_id,
+                    )
+                )
         return OK
 
     @guarded
@@ -416,9 +435,18 @@ class Linebox:
             return
         facts = _facts_dec.decode(raw)
         by = "caller" if KSR.pv.get("$ft") == facts.caller_tag else "callee"
-        self.emit(cdr.CallEvent(call_id=call_id, type=cdr.END, at=time.time(),
-                                status="answered", sip_code=200, cause=f"BYE from {by}",
-                                answered_by=facts.answered_by, agent_id=facts.agent_id))  # fmt: skip
+        self.emit(
+            cdr.CallEvent(
+                call_id=call_id,
+                type=cdr.END,
+                at=time.time(),
+                status="answered",
+                sip_code=200,
+                cause=f"BYE from {by}",
+                answered_by=facts.answered_by,
+                agent_id=facts.agent_id,
+            )
+        )
         # Keep the entry a little longer for the BYE's retransmissions and the
         # other side's late requests; the table's autoexpire removes it.
 
@@ -429,6 +457,10 @@ class Linebox:
         breaks the call; the record sweep closes calls whose events are lost."""
         try:
             cdr.call_event(cdr.encode_event(event))
-        except Exception:  # noqa: BLE001
-            log.error("call %s: could not queue %s event: %s", event.call_id, event.type,
-                      traceback.format_exc())  # fmt: skip
+        except Exception:
+            log.error(
+                "call %s: could not queue %s event: %s",
+                event.call_id,
+                event.type,
+                traceback.format_exc(),
+            )

@@ -1,16 +1,17 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.base import OnDelete
-from piccolo.columns.base import OnUpdate
-from piccolo.columns.column_types import BigInt
-from piccolo.columns.column_types import Boolean
-from piccolo.columns.column_types import ForeignKey
-from piccolo.columns.column_types import Integer
-from piccolo.columns.column_types import JSON
-from piccolo.columns.column_types import Serial
-from piccolo.columns.column_types import SmallInt
-from piccolo.columns.column_types import Text
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.base import OnDelete, OnUpdate
+from piccolo.columns.column_types import (
+    JSON,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Serial,
+    SmallInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.indexes import IndexMethod
 from piccolo.table import Table
@@ -35,17 +36,11 @@ DESCRIPTION = "True"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="linebox", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="linebox", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="Trunk", tablename="trunk", schema=None, columns=None
-    )
+    manager.add_table(class_name="Trunk", tablename="trunk", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Group", tablename="ring_group", schema=None, columns=None
-    )
+    manager.add_table(class_name="Group", tablename="ring_group", schema=None, columns=None)
 
     manager.add_table(
         class_name="ApplianceSetting",
@@ -54,25 +49,15 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="Prompt", tablename="prompt", schema=None, columns=None
-    )
+    manager.add_table(class_name="Prompt", tablename="prompt", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="User", tablename="app_user", schema=None, columns=None
-    )
+    manager.add_table(class_name="User", tablename="app_user", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Menu", tablename="menu", schema=None, columns=None
-    )
+    manager.add_table(class_name="Menu", tablename="menu", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Schedule", tablename="schedule", schema=None, columns=None
-    )
+    manager.add_table(class_name="Schedule", tablename="schedule", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Hotline", tablename="hotline", schema=None, columns=None
-    )
+    manager.add_table(class_name="Hotline", tablename="hotline", schema=None, columns=None)
 
     manager.add_table(
         class_name="CallRecord",
@@ -81,13 +66,9 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="Tenant", tablename="tenant", schema=None, columns=None
-    )
+    manager.add_table(class_name="Tenant", tablename="tenant", schema=None, columns=None)
 
-    manager.add_table(
-        class_name="Extension", tablename="extension", schema=None, columns=None
-    )
+    manager.add_table(class_name="Extension", tablename="extension", schema=None, columns=None)
 
     manager.add_column(
         table_class_name="Trunk",

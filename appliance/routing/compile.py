@@ -51,9 +51,7 @@ def parse_weekly(entry: str) -> list[ScheduleRange]:
     range that ends before it starts runs past midnight into the next day."""
     m = _RANGE.match(entry.strip().lower())
     if not m:
-        raise ScheduleSyntaxError(
-            f"{entry!r} is not a weekly range like 'mon-fri 08:30-17:30'"
-        )
+        raise ScheduleSyntaxError(f"{entry!r} is not a weekly range like 'mon-fri 08:30-17:30'")
     start, end = _minutes(m["start"], entry), _minutes(m["end"], entry)
     if start == end:
         raise ScheduleSyntaxError(f"{entry!r} is an empty range")
@@ -202,9 +200,7 @@ async def compile_plan() -> Plan:
 def _route_plan(raw: dict[str, Any]) -> RoutePlan:
     when = raw.get("when")
     return RoutePlan(
-        when=Condition(
-            schedule=when.get("schedule", ""), regions=tuple(when.get("regions", ()))
-        )
+        when=Condition(schedule=when.get("schedule", ""), regions=tuple(when.get("regions", ())))
         if when
         else None,
         to=raw.get("to", ""),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import random
+import re
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -75,9 +76,15 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     trace: tuple[str, ...] = ()
 
 
-def _reject(code: int, reason: str, trace: list[str], **kw: object) -> Decision:
+def _reject(code: int, reason: str, trace: list[str], base: Decision | None = None) -> Decision:
     trace.append(f"reject {code} {reason}")
-    return Decision(action=REJECT, sip_code=code, reason=reason, trace=tuple(trace), **kw)  # type: ignore[arg-type]
+    return msgspec.structs.replace(
+        base or Decision(action=REJECT),
+        action=REJECT,
+        sip_code=code,
+        reason=reason,
+        trace=tuple(trace),
+    )
 
 
 def decide(plan: Plan, facts: Facts, now: dt.datetime) -> Decision:
@@ -109,19 +116,22 @@ def _decide_hotline(
     plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: list[str]
 ) -> Decision:
     caller = normalize(facts.caller)
-    common = {"tenant": hotline.tenant, "hotline": hotline.number, "caller": caller}
-    trace.append(f"hotline {hotline.number} of tenant {hotline.tenant}, caller {caller or '(anonymous)'}")
+    # Who the call is for: every decision about it carries this.
+    common = Decision(action=REJECT, tenant=hotline.tenant, hotline=hotline.number, caller=caller)
+    trace.append(
+        f"hotline {hotline.number} of tenant {hotline.tenant}, caller {caller or '(anonymous)'}"
+    )
 
     if facts.trunk:
         trunk = next((t for t in plan.trunks if t.name == facts.trunk), None)
         if trunk is None or hotline.number not in trunk.dids:
-            return _reject(404, "Not Found", trace, **common)
+            return _reject(404, "Not Found", trace, common)
     elif facts.caller_extension:
         caller_ext = plan.extensions.get(facts.caller_extension)
         if caller_ext is None:
-            return _reject(403, "Forbidden", trace, **common)
+            return _reject(403, "Forbidden", trace, common)
     else:
-        return _reject(403, "Forbidden", trace, **common)
+        return _reject(403, "Forbidden", trace, common)
 
     return _route_hotline(plan, hotline, facts, now, trace, hops=0)
 
@@ -130,24 +140,27 @@ def _route_hotline(
     plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: list[str], hops: int
 ) -> Decision:
     caller = normalize(facts.caller)
-    common = {"tenant": hotline.tenant, "hotline": hotline.number, "caller": caller}
+    # Who the call is for: every decision about it carries this.
+    common = Decision(action=REJECT, tenant=hotline.tenant, hotline=hotline.number, caller=caller)
     if not hotline.enabled:
-        return _reject(480, "Hotline Suspended", trace, **common)
+        return _reject(480, "Hotline Suspended", trace, common)
 
     # Screening comes before everything else.
     if _listed(caller, hotline.blacklist):
         trace.append("caller is blacklisted")
-        return _reject(603, "Decline", trace, **common)
+        return _reject(603, "Decline", trace, common)
     if hotline.whitelist and not _listed(caller, hotline.whitelist):
         trace.append("whitelist-only hotline and the caller is not on it")
-        return _reject(603, "Decline", trace, **common)
+        return _reject(603, "Decline", trace, common)
     if hotline.blocked_regions and set(facts.region.names()) & set(hotline.blocked_regions):
         trace.append(f"caller region {'/'.join(facts.region.names())} is blocked")
-        return _reject(486, "Busy Here", trace, **common)
+        return _reject(486, "Busy Here", trace, common)
 
     if hotline.pin and not facts.pin_ok:
         trace.append("hotline asks callers for a PIN")
-        return Decision(action=PIN, target="pin", record=hotline.record, trace=tuple(trace), **common)
+        return msgspec.structs.replace(
+            common, action=PIN, target="pin", record=hotline.record, trace=tuple(trace)
+        )
 
     tenant = plan.tenants.get(hotline.tenant, TenantPlan(slug=hotline.tenant))
     local = now.astimezone(ZoneInfo(hotline.timezone))
@@ -162,7 +175,7 @@ def _route_hotline(
         break
     if not destination:
         trace.append("no route matches")
-        return _reject(480, "Temporarily Unavailable", trace, **common)
+        return _reject(480, "Temporarily Unavailable", trace, common)
 
     return _to_destination(
         plan, tenant, hotline, destination, facts, route_label, trace, common, hops, now
@@ -177,7 +190,7 @@ def _to_destination(
     facts: Facts,
     route_label: str,
     trace: list[str],
-    common: dict[str, str],
+    common: Decision,
     hops: int,
     now: dt.datetime,
 ) -> Decision:
@@ -186,25 +199,40 @@ def _to_destination(
         other = plan.hotlines.get(name)
         if other is None or other.tenant != hotline.tenant or hops >= MAX_HOTLINE_HOPS:
             trace.append(f"{destination} cannot be followed")
-            return _reject(480, "Temporarily Unavailable", trace, **common)
+            return _reject(480, "Temporarily Unavailable", trace, common)
         trace.append(f"follow {destination}")
         inner = _route_hotline(plan, other, facts, now, trace, hops + 1)
         return msgspec.structs.replace(inner, hotline=hotline.number)
     if kind == "menu":
-        return Decision(action=MENU, target=destination, route=route_label,
-                        record=hotline.record, trace=tuple(trace), **common)  # fmt: skip
+        return msgspec.structs.replace(
+            common,
+            action=MENU,
+            target=destination,
+            route=route_label,
+            record=hotline.record,
+            trace=tuple(trace),
+        )
     if kind == "voicemail":
-        return Decision(action=VOICEMAIL, target="voicemail", route=route_label,
-                        record=hotline.record, trace=tuple(trace), **common)  # fmt: skip
+        return msgspec.structs.replace(
+            common,
+            action=VOICEMAIL,
+            target="voicemail",
+            route=route_label,
+            record=hotline.record,
+            trace=tuple(trace),
+        )
 
     ring, strategy = _expand(tenant, destination, facts, SINGLE_DESTINATION_TIMEOUT)
     if not ring:
         trace.append(f"{destination} has nothing to ring")
-        return _reject(480, "Temporarily Unavailable", trace, **common)
+        return _reject(480, "Temporarily Unavailable", trace, common)
     busy = _chain(tenant, hotline.fallback_busy, facts)
     no_answer = _chain(tenant, hotline.fallback_no_answer, facts)
-    trace.append(f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring))
-    return Decision(
+    trace.append(
+        f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring)
+    )
+    return msgspec.structs.replace(
+        common,
         action=RING,
         target=destination,
         route=route_label,
@@ -214,7 +242,6 @@ def _to_destination(
         no_answer=no_answer,
         record=hotline.record,
         trace=tuple(trace),
-        **common,
     )
 
 
@@ -292,27 +319,55 @@ def _route_matches(
             )
             return False
     if when.regions and not set(region.names()) & set(when.regions):
-        trace.append(f"route {index} skipped: caller region {'/'.join(region.names()) or 'unknown'} "
-                     f"is not in {', '.join(when.regions)}")  # fmt: skip
+        trace.append(
+            f"route {index} skipped: caller region {'/'.join(region.names()) or 'unknown'} "
+            f"is not in {', '.join(when.regions)}"
+        )
         return False
     return True
 
 
 def in_schedule(schedule: SchedulePlan, local: dt.datetime) -> bool:
-    """Is this local time inside the schedule's opening hours?"""
+    """Is this local time inside the schedule's opening hours?
+
+    With a holiday calendar, public holidays are closed and make-up working
+    days (调休, often a weekend day) keep the hours of the weekday whose day
+    off they pay for."""
     day = local.date()
     weekday = day.weekday()
     if schedule.holidays:
         calendar = _calendar(schedule.holidays, day.year)
-        if day in calendar:
+        if day in calendar.closed:
             return False
+        weekday = calendar.make_up.get(day, weekday)
     minute = local.hour * 60 + local.minute
     return any(r.weekday == weekday and r.start <= minute < r.end for r in schedule.ranges)
 
 
+class _Calendar(msgspec.Struct, frozen=True):
+    closed: frozenset[dt.date]
+    make_up: dict[dt.date, int]
+    """Make-up working day → the weekday whose hours it keeps."""
+
+
+_SUBSTITUTED = re.compile(r"substituted from (\d{2})/(\d{2})/(\d{4})")
+
+
 @functools.lru_cache(maxsize=16)
-def _calendar(name: str, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays(name.upper(), years=year)
+def _calendar(name: str, year: int) -> _Calendar:
+    # English names, so the "substituted from MM/DD/YYYY" that pairs a day off
+    # with the working day paying for it reads the same whatever the locale.
+    days = holidays.country_holidays(name.upper(), years=year, language="en_US")
+    make_up: dict[dt.date, int] = {}
+    for day_off, title in days.items():
+        m = _SUBSTITUTED.search(title)
+        if m:
+            worked = dt.date(int(m[3]), int(m[1]), int(m[2]))
+            make_up[worked] = day_off.weekday()
+    for worked in getattr(days, "weekend_workdays", ()):
+        if worked.year == year:
+            make_up.setdefault(worked, 0)  # paired with no day off: Monday's hours
+    return _Calendar(closed=frozenset(days), make_up=make_up)
 
 
 def _split_pick(route: RoutePlan, sequence: int) -> str:

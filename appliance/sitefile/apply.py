@@ -102,21 +102,33 @@ def _tenant_key(row: dict[str, Any]) -> Hashable:
 
 
 KINDS = {
-    "trunk": _Kind(Trunk, "trunk", lambda r: r["name"], lambda r: r["name"],
-                   ("dids",), tenant_scoped=False),
-    "tenant": _Kind(Tenant, "tenant", lambda r: r["slug"], lambda r: r["slug"],
-                    ("billing", "notify"), tenant_scoped=False),
-    "user": _Kind(User, "user", lambda r: r["login"], lambda r: r["login"],
-                  tenant_scoped=False),
-    "extension": _Kind(Extension, "extension", lambda r: r["number"], lambda r: r["number"],
-                       tenant_scoped=False),
+    "trunk": _Kind(
+        Trunk, "trunk", lambda r: r["name"], lambda r: r["name"], ("dids",), tenant_scoped=False
+    ),
+    "tenant": _Kind(
+        Tenant,
+        "tenant",
+        lambda r: r["slug"],
+        lambda r: r["slug"],
+        ("billing", "notify"),
+        tenant_scoped=False,
+    ),
+    "user": _Kind(User, "user", lambda r: r["login"], lambda r: r["login"], tenant_scoped=False),
+    "extension": _Kind(
+        Extension, "extension", lambda r: r["number"], lambda r: r["number"], tenant_scoped=False
+    ),
     "group": _Kind(Group, "group", _tenant_key, lambda r: r["name"], ("members", "queue")),
     "prompt": _Kind(Prompt, "prompt", _tenant_key, lambda r: r["name"]),
     "schedule": _Kind(Schedule, "schedule", _tenant_key, lambda r: r["name"], ("weekly",)),
     "menu": _Kind(Menu, "menu", _tenant_key, lambda r: r["name"], ("keys",)),
-    "hotline": _Kind(Hotline, "hotline", lambda r: r["number"], lambda r: r["number"],
-                     ("blacklist", "whitelist", "blocked_regions", "routes", "fallback"),
-                     tenant_scoped=False),
+    "hotline": _Kind(
+        Hotline,
+        "hotline",
+        lambda r: r["number"],
+        lambda r: r["number"],
+        ("blacklist", "whitelist", "blocked_regions", "routes", "fallback"),
+        tenant_scoped=False,
+    ),
 }
 
 # Columns whose name in the file differs; secrets are named, never shown.
@@ -138,13 +150,16 @@ def _billing(tc: TenantConfig) -> dict[str, Any]:
     b = tc.billing
     if b is None:
         return {}
-    return _drop_none({
-        "rates_fen_per_minute": None if b.rates_per_minute is None
-        else {k: parse_money(v) for k, v in b.rates_per_minute.items()},
-        "step_seconds": b.step_seconds,
-        "low_balance_fen": None if b.low_balance is None else parse_money(b.low_balance),
-        "suspend_below_fen": None if b.suspend_below is None else parse_money(b.suspend_below),
-    })
+    return _drop_none(
+        {
+            "rates_fen_per_minute": None
+            if b.rates_per_minute is None
+            else {k: parse_money(v) for k, v in b.rates_per_minute.items()},
+            "step_seconds": b.step_seconds,
+            "low_balance_fen": None if b.low_balance is None else parse_money(b.low_balance),
+            "suspend_below_fen": None if b.suspend_below is None else parse_money(b.suspend_below),
+        }
+    )
 
 
 def _route(r: Route) -> dict[str, Any]:
@@ -172,10 +187,12 @@ def _hotline(h: HotlineConfig, slug: str, position: int) -> dict[str, Any]:
         "whitelist": h.whitelist,
         "blocked_regions": h.blocked_regions,
         "monthly_call_cap": h.monthly_call_cap,
-        "monthly_cost_cap_fen": None if h.monthly_cost_cap is None
+        "monthly_cost_cap_fen": None
+        if h.monthly_cost_cap is None
         else parse_money(h.monthly_cost_cap),
         "routes": [_route(r) for r in h.routes],
-        "fallback": {} if h.fallback is None
+        "fallback": {}
+        if h.fallback is None
         else _drop_none({"busy": h.fallback.busy, "no_answer": h.fallback.no_answer}),
         "position": position,
     }
@@ -206,42 +223,90 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
         put("trunk", {"name": t.name, "host": t.host, "dids": t.dids, "position": i})
     passwords: dict[str, str] = {}
     for i, u in enumerate(site.users):
-        put("user", {"login": u.login, "tenant": None, "role": u.role,
-                     "password_hash": u.password_hash, "position": i})
+        put(
+            "user",
+            {
+                "login": u.login,
+                "tenant": None,
+                "role": u.role,
+                "password_hash": u.password_hash,
+                "position": i,
+            },
+        )
         if u.password is not None:
             passwords[u.login] = u.password
     prompt_files: dict[Hashable, tuple[str, Path]] = {}
     prompt_paths: dict[Hashable, str] = {}
     for ti, tc in enumerate(site.tenants):
         slug = tc.slug
-        tenant = {"slug": slug, "name": tc.name, "timezone": tc.timezone,
-                  "billing": _billing(tc),
-                  "notify": {} if tc.notify is None else _drop_none(
-                      {k: getattr(tc.notify, k) for k in ("sms", "email", "missed_call_sms")}),
-                  "position": ti}
+        tenant = {
+            "slug": slug,
+            "name": tc.name,
+            "timezone": tc.timezone,
+            "billing": _billing(tc),
+            "notify": {}
+            if tc.notify is None
+            else _drop_none(
+                {k: getattr(tc.notify, k) for k in ("sms", "email", "missed_call_sms")}
+            ),
+            "position": ti,
+        }
         if tc.billing is not None and tc.billing.balance is not None:
             # Without `balance` the file leaves the running balance alone.
             tenant["balance_fen"] = parse_money(tc.billing.balance)
         put("tenant", tenant)
         for i, u in enumerate(tc.users):
-            put("user", {"login": u.login, "tenant": slug, "role": u.role,
-                         "password_hash": u.password_hash, "position": i})
+            put(
+                "user",
+                {
+                    "login": u.login,
+                    "tenant": slug,
+                    "role": u.role,
+                    "password_hash": u.password_hash,
+                    "position": i,
+                },
+            )
             if u.password is not None:
                 passwords[u.login] = u.password
         for i, e in enumerate(tc.extensions):
-            put("extension", {"number": e.number, "tenant": slug, "name": e.name,
-                              "sip_password": e.password, "agent_id": e.agent_id,
-                              "ringback": e.ringback, "position": i})
+            put(
+                "extension",
+                {
+                    "number": e.number,
+                    "tenant": slug,
+                    "name": e.name,
+                    "sip_password": e.password,
+                    "agent_id": e.agent_id,
+                    "ringback": e.ringback,
+                    "position": i,
+                },
+            )
         for i, g in enumerate(tc.groups):
-            put("group", {"tenant": slug, "name": g.name, "strategy": g.strategy,
-                          "ring_timeout": g.ring_timeout, "members": g.members,
-                          "announce_agent_id": g.announce_agent_id, "survey": g.survey,
-                          "queue": None if g.queue is None else _drop_none(
-                              {"max_wait": g.queue.max_wait, "music": g.queue.music}),
-                          "position": i})
+            put(
+                "group",
+                {
+                    "tenant": slug,
+                    "name": g.name,
+                    "strategy": g.strategy,
+                    "ring_timeout": g.ring_timeout,
+                    "members": g.members,
+                    "announce_agent_id": g.announce_agent_id,
+                    "survey": g.survey,
+                    "queue": None
+                    if g.queue is None
+                    else _drop_none({"max_wait": g.queue.max_wait, "music": g.queue.music}),
+                    "position": i,
+                },
+            )
         for i, p in enumerate(tc.prompts):
-            row = {"tenant": slug, "name": p.name, "text": p.text or "", "file": "",
-                   "source": p.file or "", "position": i}
+            row = {
+                "tenant": slug,
+                "name": p.name,
+                "text": p.text or "",
+                "file": "",
+                "source": p.file or "",
+                "position": i,
+            }
             put("prompt", row)
             if p.file is not None:
                 key = KINDS["prompt"].key(row)
@@ -249,13 +314,31 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
                 at: KeyPath = ("tenants", ti, "prompts", i, "file")
                 prompt_paths[key] = f"line {locator.line(at)}: {render(at)}"
         for i, s in enumerate(tc.schedules):
-            put("schedule", {"tenant": slug, "name": s.name, "weekly": s.weekly,
-                             "holidays": s.holidays, "position": i})
+            put(
+                "schedule",
+                {
+                    "tenant": slug,
+                    "name": s.name,
+                    "weekly": s.weekly,
+                    "holidays": s.holidays,
+                    "position": i,
+                },
+            )
         for i, m in enumerate(tc.menus):
-            put("menu", {"tenant": slug, "name": m.name, "prompt": m.prompt,
-                         "timeout": m.timeout, "retries": m.retries,
-                         "dial_extensions": m.dial_extensions, "keys": m.keys,
-                         "on_timeout": m.on_timeout, "position": i})
+            put(
+                "menu",
+                {
+                    "tenant": slug,
+                    "name": m.name,
+                    "prompt": m.prompt,
+                    "timeout": m.timeout,
+                    "retries": m.retries,
+                    "dial_extensions": m.dial_extensions,
+                    "keys": m.keys,
+                    "on_timeout": m.on_timeout,
+                    "position": i,
+                },
+            )
         for i, h in enumerate(tc.hotlines):
             put("hotline", _hotline(h, slug, i))
     return _Desired(appliance, rows, passwords, prompt_files, prompt_paths)
@@ -302,11 +385,17 @@ async def _plan(desired: _Desired, dry_run: bool) -> _Plan:
     several = len(set(slug_of.values()) | set(desired.rows["tenant"])) > 1
 
     # [appliance]
-    stored = {r["key"]: r["value"] for r in await ApplianceSetting.select().output(
-        load_json=True) if r["key"] in APPLIANCE_KEYS}
-    touched = [k for k in APPLIANCE_KEYS
-               if k in desired.appliance and (k not in stored
-                                              or not _same(stored[k], desired.appliance[k]))]
+    stored = {
+        r["key"]: r["value"]
+        for r in await ApplianceSetting.select().output(load_json=True)
+        if r["key"] in APPLIANCE_KEYS
+    }
+    touched = [
+        k
+        for k in APPLIANCE_KEYS
+        if k in desired.appliance
+        and (k not in stored or not _same(stored[k], desired.appliance[k]))
+    ]
     removed = [k for k in APPLIANCE_KEYS if k in stored and k not in desired.appliance]
     if touched or removed:
         op = "+" if not stored else "-" if not desired.appliance else "~"
@@ -334,8 +423,11 @@ async def _plan(desired: _Desired, dry_run: bool) -> _Plan:
                 plan.inserts.append((name, row))
                 result.changes.append(f"+ {label(row)}")
                 continue
-            diff = {col: value for col, value in row.items()
-                    if not col.startswith("_") and not _same(old.get(col), value)}
+            diff = {
+                col: value
+                for col, value in row.items()
+                if not col.startswith("_") and not _same(old.get(col), value)
+            }
             if row.pop("_content_changed", False):
                 diff.setdefault("file", row["file"])
             if diff:
@@ -354,12 +446,14 @@ async def _plan(desired: _Desired, dry_run: bool) -> _Plan:
             if calls:
                 result.warnings.append(
                     f"{calls} call records of tenant(s) {', '.join(r['slug'] for r in gone)} "
-                    "are kept, no longer linked to a tenant")
+                    "are kept, no longer linked to a tenant"
+                )
     return plan
 
 
-def _user_password(row: dict[str, Any], old: dict[str, Any] | None, plain: str | None,
-                   dry_run: bool) -> None:
+def _user_password(
+    row: dict[str, Any], old: dict[str, Any] | None, plain: str | None, dry_run: bool
+) -> None:
     if plain is None:
         return  # the file gives the hash itself
     if old is not None:
@@ -373,8 +467,9 @@ def _user_password(row: dict[str, Any], old: dict[str, Any] | None, plain: str |
     row["password_hash"] = "(new)" if dry_run else _hasher.hash(plain)
 
 
-def _prompt_file(row: dict[str, Any], old: dict[str, Any] | None, desired: _Desired,
-                 key: Hashable, plan: _Plan) -> None:
+def _prompt_file(
+    row: dict[str, Any], old: dict[str, Any] | None, desired: _Desired, key: Hashable, plan: _Plan
+) -> None:
     if key not in desired.prompt_files:
         if old is not None and old["file"]:
             plan.stale_files.append(Path(old["file"]))
@@ -385,16 +480,22 @@ def _prompt_file(row: dict[str, Any], old: dict[str, Any] | None, desired: _Desi
     try:
         data = source.read_bytes()
     except OSError:
-        if old is not None and old["source"] == reference and old["file"] \
-                and Path(old["file"]).is_file():
+        if (
+            old is not None
+            and old["source"] == reference
+            and old["file"]
+            and Path(old["file"]).is_file()
+        ):
             row["file"] = old["file"]
             plan.result.warnings.append(
                 f"{where}: {reference} not found next to the site file; "
-                "keeping the copy from the last apply")
+                "keeping the copy from the last apply"
+            )
         else:
             plan.result.warnings.append(
                 f"{where}: {reference} not found next to the site file; the prompt has "
-                "no audio until the file is there and applied again")
+                "no audio until the file is there and applied again"
+            )
         return
     row["file"] = str(target)
     if old is not None and old["file"] and old["file"] != str(target):
@@ -432,7 +533,8 @@ async def _write(plan: _Plan) -> None:
         encoded = json.dumps(value, ensure_ascii=False)
         if await ApplianceSetting.exists().where(ApplianceSetting.key == key):
             await ApplianceSetting.update({ApplianceSetting.value: encoded}).where(
-                ApplianceSetting.key == key)
+                ApplianceSetting.key == key
+            )
         else:
             await ApplianceSetting.insert(ApplianceSetting(key=key, value=encoded))
     deletes = dict(plan.deletes)
@@ -486,12 +588,14 @@ def _transaction(dry_run: bool) -> Any:
         # IMMEDIATE takes the write lock up front: two writers never deadlock
         # upgrading a read lock. A dry run only reads.
         return engine.transaction(
-            transaction_type=TransactionType.deferred if dry_run else TransactionType.immediate)
+            transaction_type=TransactionType.deferred if dry_run else TransactionType.immediate
+        )
     return engine.transaction()
 
 
-async def apply_site(text: str, base_dir: Path, *, dry_run: bool = False,
-                     source: str = "site file") -> ApplyResult:
+async def apply_site(
+    text: str, base_dir: Path, *, dry_run: bool = False, source: str = "site file"
+) -> ApplyResult:
     """Make the database match the site file `text` (prompt files are found
     relative to `base_dir`). Raises SiteFileError, writing nothing, when the
     file has problems."""

@@ -29,8 +29,11 @@ def add_commands(subparsers: Any) -> None:
         "trunks. All or nothing: a file with problems changes nothing.",
     )
     apply.add_argument("file", type=Path, help="the site file (TOML); - reads standard input")
-    apply.add_argument("--dry-run", action="store_true",
-                       help="check the file and show what would change, change nothing")
+    apply.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the file and show what would change, change nothing",
+    )
     apply.set_defaults(func=cmd_apply)
 
     export = subparsers.add_parser(
@@ -38,8 +41,9 @@ def add_commands(subparsers: Any) -> None:
         help="write the appliance's current state as a site file",
         description="Write the current state as a site file that `linebox apply` accepts.",
     )
-    export.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="write to FILE instead of standard output")
+    export.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of standard output"
+    )
     export.set_defaults(func=cmd_export)
 
 

@@ -78,14 +78,19 @@ def _billing(tenant: dict[str, Any]) -> Table | None:
         return None
     rates = billing.get("rates_fen_per_minute")
     low, suspend = billing.get("low_balance_fen"), billing.get("suspend_below_fen")
-    return _table(_clean({
-        "balance": format_money(tenant["balance_fen"]),
-        "rates_per_minute": None if rates is None
-        else _inline({k: format_money(v) for k, v in rates.items()}),
-        "step_seconds": billing.get("step_seconds"),
-        "low_balance": None if low is None else format_money(low),
-        "suspend_below": None if suspend is None else format_money(suspend),
-    }))
+    return _table(
+        _clean(
+            {
+                "balance": format_money(tenant["balance_fen"]),
+                "rates_per_minute": None
+                if rates is None
+                else _inline({k: format_money(v) for k, v in rates.items()}),
+                "step_seconds": billing.get("step_seconds"),
+                "low_balance": None if low is None else format_money(low),
+                "suspend_below": None if suspend is None else format_money(suspend),
+            }
+        )
+    )
 
 
 def _user(u: dict[str, Any]) -> Table:
@@ -100,29 +105,38 @@ def _prompt(p: dict[str, Any]) -> Table:
 
 
 def _route(r: dict[str, Any]) -> Table:
-    return _table(_clean({
-        "when": _inline(r["when"]) if "when" in r else None,
-        "to": r.get("to"),
-        "split": _inline(r["split"]) if "split" in r else None,
-    }))
+    return _table(
+        _clean(
+            {
+                "when": _inline(r["when"]) if "when" in r else None,
+                "to": r.get("to"),
+                "split": _inline(r["split"]) if "split" in r else None,
+            }
+        )
+    )
 
 
 def _hotline(h: dict[str, Any]) -> Table:
-    table = _table(_clean({
-        "number": h["number"],
-        "name": _if(h["name"], bool(h["name"])),
-        "timezone": _if(h["timezone"], bool(h["timezone"])),
-        "enabled": _if(False, not h["enabled"]),
-        "ringback": _if(h["ringback"], bool(h["ringback"])),
-        "record": _if(True, h["record"]),
-        "pin": _if(h["pin"], bool(h["pin"])),
-        "blacklist": _if(h["blacklist"], bool(h["blacklist"])),
-        "whitelist": _if(h["whitelist"], bool(h["whitelist"])),
-        "blocked_regions": _if(h["blocked_regions"], bool(h["blocked_regions"])),
-        "monthly_call_cap": h["monthly_call_cap"],
-        "monthly_cost_cap": None if h["monthly_cost_cap_fen"] is None
-        else format_money(h["monthly_cost_cap_fen"]),
-    }))
+    table = _table(
+        _clean(
+            {
+                "number": h["number"],
+                "name": _if(h["name"], bool(h["name"])),
+                "timezone": _if(h["timezone"], bool(h["timezone"])),
+                "enabled": _if(False, not h["enabled"]),
+                "ringback": _if(h["ringback"], bool(h["ringback"])),
+                "record": _if(True, h["record"]),
+                "pin": _if(h["pin"], bool(h["pin"])),
+                "blacklist": _if(h["blacklist"], bool(h["blacklist"])),
+                "whitelist": _if(h["whitelist"], bool(h["whitelist"])),
+                "blocked_regions": _if(h["blocked_regions"], bool(h["blocked_regions"])),
+                "monthly_call_cap": h["monthly_call_cap"],
+                "monthly_cost_cap": None
+                if h["monthly_cost_cap_fen"] is None
+                else format_money(h["monthly_cost_cap_fen"]),
+            }
+        )
+    )
     if h["routes"]:
         table.add("routes", _aot([_route(r) for r in h["routes"]]))
     if h["fallback"]:
@@ -136,17 +150,21 @@ async def export_site() -> str:
     for line in HEADER.splitlines():
         doc.add(tomlkit.comment(line))
 
-    settings = {r["key"]: r["value"] for r in
-                await ApplianceSetting.select().output(load_json=True)}
+    settings = {
+        r["key"]: r["value"] for r in await ApplianceSetting.select().output(load_json=True)
+    }
     appliance = {k: settings[k] for k in ("timezone", "holidays") if k in settings}
     if appliance:
         doc.add("appliance", _table(appliance))
 
     trunks = await _rows(Trunk)
     if trunks:
-        doc.add("trunks", _aot([
-            _table({"name": t["name"], "host": t["host"], "dids": t["dids"]}) for t in trunks
-        ]))
+        doc.add(
+            "trunks",
+            _aot(
+                [_table({"name": t["name"], "host": t["host"], "dids": t["dids"]}) for t in trunks]
+            ),
+        )
 
     users = _by_tenant(await _rows(User))
     if users[None]:
@@ -162,11 +180,15 @@ async def export_site() -> str:
     tenants = []
     for t in await _rows(Tenant):
         tid = t["id"]
-        table = _table(_clean({
-            "slug": t["slug"],
-            "name": t["name"],
-            "timezone": _if(t["timezone"], bool(t["timezone"])),
-        }))
+        table = _table(
+            _clean(
+                {
+                    "slug": t["slug"],
+                    "name": t["name"],
+                    "timezone": _if(t["timezone"], bool(t["timezone"])),
+                }
+            )
+        )
         billing = _billing(t)
         if billing is not None:
             table.add("billing", billing)
@@ -174,37 +196,77 @@ async def export_site() -> str:
             table.add("notify", _table(t["notify"]))
         sections: list[tuple[str, list[Table]]] = [
             ("users", [_user(u) for u in users[tid]]),
-            ("extensions", [_table(_clean({
-                "number": e["number"],
-                "name": _if(e["name"], bool(e["name"])),
-                "password": e["sip_password"],
-                "agent_id": _if(e["agent_id"], bool(e["agent_id"])),
-                "ringback": _if(e["ringback"], bool(e["ringback"])),
-            })) for e in extensions[tid]]),
-            ("groups", [_table(_clean({
-                "name": g["name"],
-                "strategy": g["strategy"],
-                "ring_timeout": g["ring_timeout"],
-                "members": g["members"],
-                "announce_agent_id": _if(True, g["announce_agent_id"]),
-                "survey": _if(True, g["survey"]),
-                "queue": None if g["queue"] is None else _inline(g["queue"]),
-            })) for g in groups[tid]]),
+            (
+                "extensions",
+                [
+                    _table(
+                        _clean(
+                            {
+                                "number": e["number"],
+                                "name": _if(e["name"], bool(e["name"])),
+                                "password": e["sip_password"],
+                                "agent_id": _if(e["agent_id"], bool(e["agent_id"])),
+                                "ringback": _if(e["ringback"], bool(e["ringback"])),
+                            }
+                        )
+                    )
+                    for e in extensions[tid]
+                ],
+            ),
+            (
+                "groups",
+                [
+                    _table(
+                        _clean(
+                            {
+                                "name": g["name"],
+                                "strategy": g["strategy"],
+                                "ring_timeout": g["ring_timeout"],
+                                "members": g["members"],
+                                "announce_agent_id": _if(True, g["announce_agent_id"]),
+                                "survey": _if(True, g["survey"]),
+                                "queue": None if g["queue"] is None else _inline(g["queue"]),
+                            }
+                        )
+                    )
+                    for g in groups[tid]
+                ],
+            ),
             ("prompts", [_prompt(p) for p in prompts[tid]]),
-            ("schedules", [_table(_clean({
-                "name": s["name"],
-                "weekly": s["weekly"],
-                "holidays": _if(s["holidays"], bool(s["holidays"])),
-            })) for s in schedules[tid]]),
-            ("menus", [_table(_clean({
-                "name": m["name"],
-                "prompt": _if(m["prompt"], bool(m["prompt"])),
-                "timeout": m["timeout"],
-                "retries": m["retries"],
-                "dial_extensions": _if(True, m["dial_extensions"]),
-                "keys": _if(_inline(m["keys"]), bool(m["keys"])),
-                "on_timeout": _if(m["on_timeout"], bool(m["on_timeout"])),
-            })) for m in menus[tid]]),
+            (
+                "schedules",
+                [
+                    _table(
+                        _clean(
+                            {
+                                "name": s["name"],
+                                "weekly": s["weekly"],
+                                "holidays": _if(s["holidays"], bool(s["holidays"])),
+                            }
+                        )
+                    )
+                    for s in schedules[tid]
+                ],
+            ),
+            (
+                "menus",
+                [
+                    _table(
+                        _clean(
+                            {
+                                "name": m["name"],
+                                "prompt": _if(m["prompt"], bool(m["prompt"])),
+                                "timeout": m["timeout"],
+                                "retries": m["retries"],
+                                "dial_extensions": _if(True, m["dial_extensions"]),
+                                "keys": _if(_inline(m["keys"]), bool(m["keys"])),
+                                "on_timeout": _if(m["on_timeout"], bool(m["on_timeout"])),
+                            }
+                        )
+                    )
+                    for m in menus[tid]
+                ],
+            ),
             ("hotlines", [_hotline(h) for h in hotlines[tid]]),
         ]
         for key, items in sections:

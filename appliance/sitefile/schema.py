@@ -225,17 +225,19 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 _DIGITS = re.compile(r"^[0-9]+\Z")
 _SCREEN = re.compile(r"^[0-9]{1,20}\*?\Z")
 _TEL = re.compile(r"^\+?[0-9]{3,20}\Z")
-_HOSTNAME = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 
 
 def parse_money(value: str) -> int:
-    """"500.00" → 50000 fen. Yuan with at most two decimals, never negative;
+    """ "500.00" → 50000 fen. Yuan with at most two decimals, never negative;
     raises ValueError otherwise. Floats are refused: 0.1 + 0.2 is not money."""
     m = _MONEY.match(value) if isinstance(value, str) else None
     if not m:
-        raise ValueError(f"{value!r} is not an amount of yuan like \"500.00\"")
+        raise ValueError(f'{value!r} is not an amount of yuan like "500.00"')
     return int(m[1]) * 100 + int((m[2] or "0").ljust(2, "0"))
 
 
@@ -287,7 +289,7 @@ def timezone_problem(name: str) -> str | None:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return f"{name!r} is not a time zone (like \"Asia/Shanghai\")"
+        return f'{name!r} is not a time zone (like "Asia/Shanghai")'
     return None
 
 
@@ -490,16 +492,28 @@ class _Checker:
         # Numbers are unique across tenants: a call to one must reach one place.
         for ti, t in enumerate(site.tenants):
             for i, e in enumerate(t.extensions):
-                self.appliance_unique(e.number, ("tenants", ti, "extensions", i, "number"),
-                                      "extension", self.extension_owner, t.slug)
+                self.appliance_unique(
+                    e.number,
+                    ("tenants", ti, "extensions", i, "number"),
+                    "extension",
+                    self.extension_owner,
+                    t.slug,
+                )
             for i, h in enumerate(t.hotlines):
-                self.appliance_unique(h.number, ("tenants", ti, "hotlines", i, "number"),
-                                      "hotline", self.hotline_owner, t.slug)
+                self.appliance_unique(
+                    h.number,
+                    ("tenants", ti, "hotlines", i, "number"),
+                    "hotline",
+                    self.hotline_owner,
+                    t.slug,
+                )
         for ti, t in enumerate(site.tenants):
             for i, h in enumerate(t.hotlines):
                 if h.number in self.extension_owner:
-                    self.p.add(("tenants", ti, "hotlines", i, "number"),
-                               f"{h.number!r} is also an extension number")
+                    self.p.add(
+                        ("tenants", ti, "hotlines", i, "number"),
+                        f"{h.number!r} is also an extension number",
+                    )
         for i, trunk in enumerate(site.trunks):
             self.trunk(trunk, ("trunks", i))
         self.unique([t.name for t in site.trunks], ("trunks",), "name", "trunk")
@@ -513,13 +527,16 @@ class _Checker:
         seen: dict[str, int] = {}
         for i, value in enumerate(values):
             if value in seen:
-                self.p.add((*path, i, key),
-                           f"{what} {value!r} is already defined at {render((*path, seen[value]))}")
+                self.p.add(
+                    (*path, i, key),
+                    f"{what} {value!r} is already defined at {render((*path, seen[value]))}",
+                )
             else:
                 seen[value] = i
 
-    def appliance_unique(self, number: str, path: KeyPath, what: str,
-                         owners: dict[str, str], slug: str) -> None:
+    def appliance_unique(
+        self, number: str, path: KeyPath, what: str, owners: dict[str, str], slug: str
+    ) -> None:
         if number in owners:
             where = "" if owners[number] == slug else f" of tenant {owners[number]!r}"
             self.p.add(path, f"{what} {number!r} is already defined{where}")
@@ -528,8 +545,11 @@ class _Checker:
 
     def name(self, value: str, path: KeyPath) -> None:
         if not _NAME.match(value):
-            self.p.add(path, f"{value!r} is not a name: letters, digits, '-' and '_', "
-                             "up to 64, starting with a letter or digit")
+            self.p.add(
+                path,
+                f"{value!r} is not a name: letters, digits, '-' and '_', "
+                "up to 64, starting with a letter or digit",
+            )
 
     def money(self, value: str | None, path: KeyPath) -> None:
         if value is None:
@@ -545,7 +565,7 @@ class _Checker:
 
     def holidays(self, value: str | None, path: KeyPath) -> None:
         if value is not None and value not in HOLIDAY_CALENDARS:
-            self.p.add(path, f"{value!r} is not a holiday calendar: \"cn\" or \"\"")
+            self.p.add(path, f'{value!r} is not a holiday calendar: "cn" or ""')
 
     def timezone(self, value: str | None, path: KeyPath) -> None:
         if value:
@@ -557,13 +577,17 @@ class _Checker:
         if value and value not in t.prompts and "prompt" not in t.incomplete:
             self.p.add(path, f"{value!r} is not a prompt of tenant {t.slug!r}")
 
-    def destination(self, dest: str, path: KeyPath, t: _Tenant,
-                    kinds: tuple[str, ...] = DESTINATION_KINDS) -> None:
+    def destination(
+        self, dest: str, path: KeyPath, t: _Tenant, kinds: tuple[str, ...] = DESTINATION_KINDS
+    ) -> None:
         kind, sep, arg = dest.partition(":")
         # `voicemail` takes no argument; every other kind needs one.
         if kind not in DESTINATION_KINDS or (kind == "voicemail") == bool(sep or arg):
-            self.p.add(path, f"{dest!r} is not a destination: use ext:NUMBER, tel:NUMBER, "
-                             "group:NAME, menu:NAME, hotline:NUMBER or voicemail")
+            self.p.add(
+                path,
+                f"{dest!r} is not a destination: use ext:NUMBER, tel:NUMBER, "
+                "group:NAME, menu:NAME, hotline:NUMBER or voicemail",
+            )
             return
         if kind not in kinds:
             allowed = ", ".join(k if k == "voicemail" else f"{k}:" for k in kinds)
@@ -588,8 +612,11 @@ class _Checker:
     def screening(self, entries: list[str], path: KeyPath) -> None:
         for i, entry in enumerate(entries):
             if not _SCREEN.match(entry):
-                self.p.add((*path, i), f"{entry!r} is not a number or a prefix: digits, "
-                                       "optionally ending in * (\"0571*\")")
+                self.p.add(
+                    (*path, i),
+                    f"{entry!r} is not a number or a prefix: digits, "
+                    'optionally ending in * ("0571*")',
+                )
 
     # objects
 
@@ -603,8 +630,10 @@ class _Checker:
         if not u.login or any(c.isspace() for c in u.login):
             self.p.add((*path, "login"), f"{u.login!r} is not a login: no spaces, not empty")
         elif u.login in logins:
-            self.p.add((*path, "login"),
-                       f"user {u.login!r} is already defined at {render(logins[u.login])}")
+            self.p.add(
+                (*path, "login"),
+                f"user {u.login!r} is already defined at {render(logins[u.login])}",
+            )
         else:
             logins[u.login] = path
         if (u.password is None) == (u.password_hash is None):
@@ -612,7 +641,7 @@ class _Checker:
         if u.password is not None and len(u.password) < 8:
             self.p.add((*path, "password"), "too short: at least 8 characters")
         if u.password_hash is not None and not u.password_hash.startswith("$argon2"):
-            self.p.add((*path, "password_hash"), "not an argon2 hash (\"$argon2id$…\")")
+            self.p.add((*path, "password_hash"), 'not an argon2 hash ("$argon2id$…")')
         if u.role not in ROLES:
             self.p.add((*path, "role"), f"{u.role!r} is not a role: {' | '.join(ROLES)}")
 
@@ -637,8 +666,10 @@ class _Checker:
 
     def tenant(self, tc: TenantConfig, path: KeyPath) -> None:
         if not _SLUG.match(tc.slug):
-            self.p.add((*path, "slug"), f"{tc.slug!r} is not a slug: lower-case letters, "
-                                        "digits and '-', up to 64")
+            self.p.add(
+                (*path, "slug"),
+                f"{tc.slug!r} is not a slug: lower-case letters, digits and '-', up to 64",
+            )
         if not tc.name.strip():
             self.p.add((*path, "name"), "must not be empty")
         self.timezone(tc.timezone, (*path, "timezone"))
@@ -651,15 +682,23 @@ class _Checker:
             schedules={s.name for s in tc.schedules},
             hotlines={h.number for h in tc.hotlines},
         )
-        for kind, items, key in (("ext", tc.extensions, "number"), ("group", tc.groups, "name"),
-                                 ("menu", tc.menus, "name"), ("prompt", tc.prompts, "name"),
-                                 ("schedule", tc.schedules, "name"),
-                                 ("hotline", tc.hotlines, "number")):
+        for kind, items, key in (
+            ("ext", tc.extensions, "number"),
+            ("group", tc.groups, "name"),
+            ("menu", tc.menus, "name"),
+            ("prompt", tc.prompts, "name"),
+            ("schedule", tc.schedules, "name"),
+            ("hotline", tc.hotlines, "number"),
+        ):
             plural = "extensions" if kind == "ext" else kind + "s"
             if any((*path, plural, i, key) in self.p.broken for i in range(len(items))):
                 t.incomplete.add(kind)
-        for kind, items in (("group", tc.groups), ("prompt", tc.prompts),
-                            ("schedule", tc.schedules), ("menu", tc.menus)):
+        for kind, items in (
+            ("group", tc.groups),
+            ("prompt", tc.prompts),
+            ("schedule", tc.schedules),
+            ("menu", tc.menus),
+        ):
             self.unique([x.name for x in items], (*path, kind + "s"), "name", kind)
         if tc.billing is not None:
             self.billing(tc.billing, (*path, "billing"))
@@ -682,8 +721,10 @@ class _Checker:
         self.money(b.balance, (*path, "balance"))
         for kind, rate in (b.rates_per_minute or {}).items():
             if kind not in RATE_KINDS:
-                self.p.add((*path, "rates_per_minute", kind),
-                           f"{kind!r} is not a destination kind: {' | '.join(RATE_KINDS)}")
+                self.p.add(
+                    (*path, "rates_per_minute", kind),
+                    f"{kind!r} is not a destination kind: {' | '.join(RATE_KINDS)}",
+                )
             self.money(rate, (*path, "rates_per_minute", kind))
         self.int_range(b.step_seconds, 1, 60, (*path, "step_seconds"))
         self.money(b.low_balance, (*path, "low_balance"))
@@ -702,8 +743,10 @@ class _Checker:
         if problem:
             self.p.add((*path, "number"), problem)
         if len(e.password) < 8:
-            self.p.add((*path, "password"), "too short: at least 8 characters "
-                                            "(SIP scanners guess short secrets)")
+            self.p.add(
+                (*path, "password"),
+                "too short: at least 8 characters (SIP scanners guess short secrets)",
+            )
         if e.agent_id and not (_DIGITS.match(e.agent_id) and len(e.agent_id) <= 16):
             self.p.add((*path, "agent_id"), f"{e.agent_id!r} is not an agent id: up to 16 digits")
         self.prompt_ref(e.ringback, (*path, "ringback"), t)
@@ -711,8 +754,9 @@ class _Checker:
     def group(self, g: GroupConfig, path: KeyPath, t: _Tenant) -> None:
         self.name(g.name, (*path, "name"))
         if g.strategy not in STRATEGIES:
-            self.p.add((*path, "strategy"),
-                       f"{g.strategy!r} is not a strategy: {' | '.join(STRATEGIES)}")
+            self.p.add(
+                (*path, "strategy"), f"{g.strategy!r} is not a strategy: {' | '.join(STRATEGIES)}"
+            )
         self.int_range(g.ring_timeout, 5, 300, (*path, "ring_timeout"))
         if not g.members:
             self.p.add((*path, "members"), "a group needs at least one member")
@@ -733,13 +777,14 @@ class _Checker:
         if p.text is not None and not p.text.strip():
             self.p.add((*path, "text"), "must not be empty")
         if p.file is not None and not p.file.lower().endswith(PROMPT_SUFFIXES):
-            self.p.add((*path, "file"), f"{p.file!r}: audio files end in "
-                                        + ", ".join(PROMPT_SUFFIXES))
+            self.p.add(
+                (*path, "file"), f"{p.file!r}: audio files end in " + ", ".join(PROMPT_SUFFIXES)
+            )
 
     def schedule(self, s: ScheduleConfig, path: KeyPath) -> None:
         self.name(s.name, (*path, "name"))
         if not s.weekly:
-            self.p.add((*path, "weekly"), "give at least one range like \"mon-fri 08:30-17:30\"")
+            self.p.add((*path, "weekly"), 'give at least one range like "mon-fri 08:30-17:30"')
         for i, entry in enumerate(s.weekly):
             try:
                 parse_weekly(entry)
@@ -808,8 +853,10 @@ class _Checker:
             if w.schedule is not None:
                 name = w.schedule.removeprefix("!")
                 if name not in t.schedules and "schedule" not in t.incomplete:
-                    self.p.add((*path, "when", "schedule"),
-                               f"{w.schedule!r}: {name!r} is not a schedule of tenant {t.slug!r}")
+                    self.p.add(
+                        (*path, "when", "schedule"),
+                        f"{w.schedule!r}: {name!r} is not a schedule of tenant {t.slug!r}",
+                    )
             if w.regions is not None:
                 if not w.regions:
                     self.p.add((*path, "when", "regions"), "name at least one region")

@@ -85,13 +85,24 @@ async def merge_event(event: CallEvent) -> None:
 
         if event.type in (START, END):
             # Facts of the call: the first event that knows them sets them.
-            for name in ("kind", "hotline", "caller", "caller_area_code", "caller_region",
-                         "called", "route"):  # fmt: skip
+            for name in (
+                "kind",
+                "hotline",
+                "caller",
+                "caller_area_code",
+                "caller_region",
+                "called",
+                "route",
+            ):
                 value = getattr(event, name)
                 if value and not getattr(row, name):
                     setattr(row, name, value)
             if event.tenant and row.tenant is None:
-                tenant = await Tenant.select(Tenant.id).where(Tenant.slug == event.tenant).first()
+                tenant = (
+                    await Tenant.select(Tenant._meta.primary_key)
+                    .where(Tenant.slug == event.tenant)
+                    .first()
+                )
                 if tenant is not None:
                     row.tenant = tenant["id"]
             if event.type == START and _ts(event.at) < row.started_at:

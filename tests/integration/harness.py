@@ -61,6 +61,24 @@ def free_port_block(size: int) -> int:
     raise RuntimeError("no free port block")
 
 
+def pids_under(root: Path) -> list[int]:
+    """Processes started for this test: their environment names its data
+    directory (the web app's and the worker's command lines don't)."""
+    marker = f"LINEBOX_DATA_DIR={root / 'data'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 @dataclass
 class SippResult:
     returncode: int
@@ -88,9 +106,13 @@ class Appliance:
 
     def linebox(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*LINEBOX, *args], env=self.env, capture_output=True, text=True, check=check,
+            [*LINEBOX, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
             timeout=60,
-        )  # fmt: skip
+        )
 
     def ng(self) -> NgClient:
         return NgClient(port=self.settings.media.ng_port)
@@ -98,21 +120,33 @@ class Appliance:
     # ------------------------------------------------------------ sipp
     def _sipp_argv(self, scenario: str, port: int, *extra: str) -> list[str]:
         return [
-            SIPP, "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-            "-nostdin", "-trace_err", "-trace_logs",
-            "-error_file", str(self.root / f"sipp-{scenario}-{port}-errors.log"),
-            "-log_file", str(self.root / f"sipp-{scenario}-{port}.log"),
+            SIPP,
+            "-sf",
+            str(SCENARIOS / scenario),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-nostdin",
+            "-trace_err",
+            "-trace_logs",
+            "-error_file",
+            str(self.root / f"sipp-{scenario}-{port}-errors.log"),
+            "-log_file",
+            str(self.root / f"sipp-{scenario}-{port}.log"),
             *extra,
-        ]  # fmt: skip
+        ]
 
-    def agent(self, extension: str, password: str, scenario: str = "agent_answer.xml",
-              calls: int = 1) -> int:  # fmt: skip
+    def agent(
+        self, extension: str, password: str, scenario: str = "agent_answer.xml", calls: int = 1
+    ) -> int:
         """Start a phone for `extension` that handles `calls` calls with the
         scenario, and register it. Returns its SIP port."""
         port = free_port()
         media = free_port_block(4)
-        argv = self._sipp_argv(scenario, port, "-mi", "127.0.0.1", "-mp", str(media),
-                               "-m", str(calls))  # fmt: skip
+        argv = self._sipp_argv(
+            scenario, port, "-mi", "127.0.0.1", "-mp", str(media), "-m", str(calls)
+        )
         out = open(self.root / f"sipp-agent-{extension}-{port}.out", "wb")  # noqa: SIM115
         self.sipp_procs.append(
             subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
@@ -122,30 +156,68 @@ class Appliance:
         assert result.result == "RESULT 200", f"{extension} could not register: {result}"
         return port
 
-    def register(self, user: str, password: str, contact_port: int = 0,
-                 expires: int = 300) -> SippResult:  # fmt: skip
+    def register(
+        self, user: str, password: str, contact_port: int = 0, expires: int = 300
+    ) -> SippResult:
         port = free_port()
         return self._run_sipp(
-            "register.xml", port, "-s", user, "-au", user, "-ap", password,
-            "-key", "contact_port", str(contact_port or port), "-key", "expires", str(expires),
-        )  # fmt: skip
+            "register.xml",
+            port,
+            "-s",
+            user,
+            "-au",
+            user,
+            "-ap",
+            password,
+            "-key",
+            "contact_port",
+            str(contact_port or port),
+            "-key",
+            "expires",
+            str(expires),
+        )
 
-    def call(self, number: str, caller: str = "13800138000", from_trunk: bool = True,
-             timeout: float = 60) -> SippResult:  # fmt: skip
+    def call(
+        self, number: str, caller: str = "13800138000", from_trunk: bool = True, timeout: float = 60
+    ) -> SippResult:
         """Place one call with caller.xml; from the trunk's address unless told."""
         port = self.trunk_port if from_trunk else free_port()
         media = free_port_block(4)
         return self._run_sipp(
-            "caller.xml", port, "-s", number, "-key", "caller_number", caller,
-            "-mi", "127.0.0.1", "-mp", str(media), timeout=timeout,
-        )  # fmt: skip
+            "caller.xml",
+            port,
+            "-s",
+            number,
+            "-key",
+            "caller_number",
+            caller,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(media),
+            timeout=timeout,
+        )
 
     def call_async(self, number: str, caller: str = "13800138000") -> subprocess.Popen[bytes]:
         media = free_port_block(4)
-        argv = self._sipp_argv("caller.xml", self.trunk_port, "-s", number, "-key",
-                               "caller_number", caller, "-mi", "127.0.0.1", "-mp", str(media),
-                               "-m", "1", "-cid_str", f"lbtest-{random.getrandbits(48):x}-%u@%s",
-                               self.sip)  # fmt: skip
+        argv = self._sipp_argv(
+            "caller.xml",
+            self.trunk_port,
+            "-s",
+            number,
+            "-key",
+            "caller_number",
+            caller,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(media),
+            "-m",
+            "1",
+            "-cid_str",
+            f"lbtest-{random.getrandbits(48):x}-%u@%s",
+            self.sip,
+        )
         out = open(self.root / f"sipp-caller-{self.trunk_port}.out", "wb")  # noqa: SIM115
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
         out.close()
@@ -156,8 +228,9 @@ class Appliance:
         call_id = f"lbtest-{random.getrandbits(48):x}"
         log_file = self.root / f"sipp-{scenario}-{port}.log"
         log_file.unlink(missing_ok=True)
-        argv = self._sipp_argv(scenario, port, *extra, "-m", "1", "-cid_str",
-                               f"{call_id}-%u@%s", self.sip)  # fmt: skip
+        argv = self._sipp_argv(
+            scenario, port, *extra, "-m", "1", "-cid_str", f"{call_id}-%u@%s", self.sip
+        )
         proc = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=self.root)
         logged = log_file.read_text() if log_file.exists() else ""
         found = re.findall(r"RESULT (?:SIP/2\.0 )?(\d{3})", logged)
@@ -186,8 +259,9 @@ class Appliance:
                 ):
                     return row
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {'final ' if final else ''}record for {call_id}: "
-                                     f"{self.records()}")  # fmt: skip
+                raise AssertionError(
+                    f"no {'final ' if final else ''}record for {call_id}: {self.records()}"
+                )
             time.sleep(0.1)
 
     def kamailio_log(self) -> str:
@@ -232,8 +306,11 @@ def appliance(root: Path, site: str, web: bool = False) -> Iterator[Appliance]:
     app.linebox("init")
     applied = app.linebox("apply", str(site_file), check=False)
     assert applied.returncode == 0, applied.stderr
-    wanted = [services.rtpengine_service(settings), services.worker_service(settings),
-              services.kamailio_service(settings)]  # fmt: skip
+    wanted = [
+        services.rtpengine_service(settings),
+        services.worker_service(settings),
+        services.kamailio_service(settings),
+    ]
     if web:
         wanted.append(services.web_service(settings))
     try:
@@ -244,7 +321,7 @@ def appliance(root: Path, site: str, web: bool = False) -> Iterator[Appliance]:
         yield app
     finally:
         app.stop()
-        leftover = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True)
-        for pid in leftover.stdout.split():
+        # Belt and braces: nothing this test started may outlive it.
+        for pid in pids_under(root):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), 9)
+                os.kill(pid, 9)

@@ -15,6 +15,7 @@ from appliance.numbers import UNKNOWN, Region, normalize, region_of
         pytest.param("13800138000", "13800138000", id="mobile"),
         pytest.param("+8613800138000", "13800138000", id="mobile-plus86"),
         pytest.param("008613800138000", "13800138000", id="mobile-0086"),
+        pytest.param("8613800138000", "13800138000", id="mobile-86-without-plus"),
         pytest.param("+86 138 0013 8000", "13800138000", id="mobile-spaced"),
         # Fixed lines keep their trunk prefix 0 and area code.
         pytest.param("057188886666", "057188886666", id="hangzhou"),

@@ -413,13 +413,8 @@ def test_chinese_public_holiday_closes_a_schedule_with_the_cn_calendar() -> None
     assert call(plan, now=shanghai(NATIONAL_DAY, "10:00")).target == "voicemail"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="in_schedule() ignores make-up working days (调休), which SchedulePlan.holidays "
-    "and the site file's holidays='cn' promise: decide.py in_schedule",
-)
 def test_make_up_working_day_opens_a_weekday_schedule_with_the_cn_calendar() -> None:
-    # Sunday 2026-09-20 is worked in exchange for a National Day holiday.
+    # Sunday 2026-09-20 is worked in exchange for Tuesday 2026-10-06 off.
     routes = (
         RoutePlan(when=Condition(schedule="office_cn"), to="group:sales"),
         RoutePlan(to="voicemail"),
@@ -427,6 +422,10 @@ def test_make_up_working_day_opens_a_weekday_schedule_with_the_cn_calendar() -> 
     plan = make_plan(hotline(routes=routes))
 
     assert call(plan, now=shanghai(dt.date(2026, 9, 20), "10:00")).target == "group:sales"
+    assert call(plan, now=shanghai(dt.date(2026, 9, 20), "18:00")).target == "voicemail"
+    # The day off it pays for is closed, and an ordinary Sunday stays closed.
+    assert call(plan, now=shanghai(dt.date(2026, 10, 6), "10:00")).target == "voicemail"
+    assert call(plan, now=shanghai(dt.date(2026, 9, 27), "10:00")).target == "voicemail"
 
 
 def test_holiday_does_not_close_a_schedule_without_a_calendar() -> None:

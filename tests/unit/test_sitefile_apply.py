@@ -113,8 +113,11 @@ def test_a_mistake_leaves_the_database_exactly_as_it_was(data_dir: Path) -> None
         mutate('"group:sales" = 30', '"group:sales" = 20'),
         mutate('balance = "500.00"', 'balance = "500.001"'),
         # Mostly good changes plus one mistake: none of the good ones may land.
-        mutate('pin = "2468"', 'pin = "24"',
-               mutate('name = "李雷 (销售)"', 'name = "Li Lei"').replace("1003", "1004")),
+        mutate(
+            'pin = "2468"',
+            'pin = "24"',
+            mutate('name = "李雷 (销售)"', 'name = "Li Lei"').replace("1003", "1004"),
+        ),
     ]
     for bad in bad_files:
         with pytest.raises(SiteFileError):
@@ -143,7 +146,7 @@ def test_a_failure_while_writing_rolls_everything_back(
 
 def test_objects_missing_from_the_file_are_deleted(data_dir: Path) -> None:
     apply(EXAMPLE)
-    start = EXAMPLE.index("[[tenants.extensions]]\nnumber = \"1003\"")
+    start = EXAMPLE.index('[[tenants.extensions]]\nnumber = "1003"')
     end = EXAMPLE.index("[[tenants.groups]]")
     text = EXAMPLE[:start] + EXAMPLE[end:]
     text = text.replace('members = ["ext:1003", "ext:1002"]', 'members = ["ext:1002"]')
@@ -156,10 +159,16 @@ def test_objects_missing_from_the_file_are_deleted(data_dir: Path) -> None:
 def test_call_records_survive_whatever_the_file_deletes(data_dir: Path) -> None:
     apply(EXAMPLE)
     tenant_id = Tenant.select(Tenant.id).first().run_sync()["id"]
-    CallRecord.insert(CallRecord(
-        call_id="c1", tenant=tenant_id, hotline="4006668888", caller="13912345678",
-        started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), status="answered",
-    )).run_sync()
+    CallRecord.insert(
+        CallRecord(
+            call_id="c1",
+            tenant=tenant_id,
+            hotline="4006668888",
+            caller="13912345678",
+            started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            status="answered",
+        )
+    ).run_sync()
     result = apply(DEMO_FILE.read_text(encoding="utf-8"), DEMO_FILE.parent)
     assert "- tenant acme" in result.changes
     assert "+ tenant demo" in result.changes
@@ -175,7 +184,8 @@ def test_changes_name_the_fields_that_changed(data_dir: Path) -> None:
     text = mutate('ringback = "welcome"', 'ringback = "menu-main"')
     text = mutate("record = true\n", "", text)
     text = mutate('name = "service"', 'name = "support"', text).replace(
-        "group:service", "group:support")
+        "group:service", "group:support"
+    )
     result = apply(text)
     assert result.changes == [
         "+ group support",
@@ -262,7 +272,7 @@ def test_a_prompt_file_is_copied_into_the_data_dir(data_dir: Path, tmp_path: Pat
     assert "keeping the copy" in result.warnings[0]
 
     # A prompt that goes away takes its copy with it.
-    start = EXAMPLE.index("[[tenants.prompts]]\nname = \"hold-music\"")
+    start = EXAMPLE.index('[[tenants.prompts]]\nname = "hold-music"')
     end = EXAMPLE.index("[[tenants.schedules]]")
     text = (EXAMPLE[:start] + EXAMPLE[end:]).replace(', music = "hold-music"', "")
     assert "- prompt hold-music" in apply(text, site_dir).changes
@@ -303,7 +313,10 @@ number = "4008000000"
     apply(EXAMPLE)
     result = apply(EXAMPLE + beta)
     assert result.changes == [
-        "+ tenant beta", "+ extension 2001", "+ group beta/sales", "+ hotline 4008000000"
+        "+ tenant beta",
+        "+ extension 2001",
+        "+ group beta/sales",
+        "+ hotline 4008000000",
     ]
     assert apply(EXAMPLE + beta).changes == []
     exported = export_text()
@@ -361,8 +374,10 @@ def test_operators_without_a_tenant_round_trip(data_dir: Path) -> None:
         1,
     )
     assert "+ user ops@linebox.example.cn" in apply(text).changes
-    assert User.select().where(User.login == "ops@linebox.example.cn").first().run_sync()[
-        "tenant"] is None
+    assert (
+        User.select().where(User.login == "ops@linebox.example.cn").first().run_sync()["tenant"]
+        is None
+    )
     exported = export_text()
     assert tomllib.loads(exported)["users"][0]["role"] == "operator"
     assert apply(exported).changes == []
