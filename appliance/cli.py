@@ -107,6 +107,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return supervisor.run()
 
 
+def cmd_service(args: argparse.Namespace) -> int:
+    """Replace this process with one of the appliance's services, exactly as
+    `linebox run` starts it (what the systemd units call)."""
+    import os
+
+    from appliance import services
+
+    settings = settings_mod.get()
+    services.prepare_directories(settings)
+    by_name = {s.name: s for s in services.all_services(settings)}
+    service = by_name[args.name]
+    os.execve(service.argv[0], service.argv, service.env)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """What happens if CALLER calls HOTLINE at a given time, and why."""
     from appliance.numbers import region_of
@@ -159,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help=cmd_worker.__doc__)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("service", help=cmd_service.__doc__)
+    p.add_argument("name", choices=["rtpengine", "worker", "kamailio", "web"])
+    p.set_defaults(func=cmd_service)
 
     p = sub.add_parser("publish", help=cmd_publish.__doc__)
     p.set_defaults(func=cmd_publish)

@@ -81,7 +81,10 @@ async def merge_event(event: CallEvent) -> None:
     async with CallRecord._meta.db.transaction():
         row = await CallRecord.objects().where(CallRecord.call_id == event.call_id).first()
         if row is None:
-            row = CallRecord(call_id=event.call_id, started_at=_ts(event.at), status="ringing")
+            # Facts start empty: whichever event knows them first fills them in.
+            row = CallRecord(
+                call_id=event.call_id, started_at=_ts(event.at), status="ringing", kind=""
+            )
 
         if event.type in (START, END):
             # Facts of the call: the first event that knows them sets them.

@@ -198,6 +198,27 @@ class Appliance:
             timeout=timeout,
         )
 
+    def call_from_extension(self, number: str, extension: str, password: str) -> SippResult:
+        """A registered phone (digest credentials) dials `number`."""
+        media = free_port_block(4)
+        return self._run_sipp(
+            "caller_auth.xml",
+            free_port(),
+            "-s",
+            number,
+            "-key",
+            "caller_number",
+            extension,
+            "-au",
+            extension,
+            "-ap",
+            password,
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            str(media),
+        )
+
     def call_async(self, number: str, caller: str = "13800138000") -> subprocess.Popen[bytes]:
         media = free_port_block(4)
         argv = self._sipp_argv(

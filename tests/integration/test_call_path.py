@@ -77,6 +77,33 @@ def test_hotline_call_is_answered_by_the_first_agent_with_media_both_ways(
     assert call_id not in linebox.ng().list_calls()
 
 
+def test_extension_calls_the_hotline_with_its_credentials(linebox: Appliance) -> None:
+    linebox.agent("1001", PASSWORDS["1001"])
+    result = linebox.call_from_extension("4001234567", "1003", PASSWORDS["1003"])
+    assert result.result == "RESULT 200", result.output
+    record = linebox.record(result.call_id)
+    assert (record["kind"], record["caller"], record["answered_by"]) == ("hotline", "1003", "1001")
+
+
+def test_extension_calls_another_extension_of_its_tenant(linebox: Appliance) -> None:
+    linebox.agent("1001", PASSWORDS["1001"])
+    result = linebox.call_from_extension("1001", "1003", PASSWORDS["1003"])
+    assert result.result == "RESULT 200", result.output
+    record = linebox.record(result.call_id)
+    assert (record["kind"], record["status"], record["answered_by"]) == (
+        "internal",
+        "answered",
+        "1001",
+    )
+
+
+def test_extension_with_a_wrong_password_cannot_call(linebox: Appliance) -> None:
+    linebox.agent("1001", PASSWORDS["1001"])
+    result = linebox.call_from_extension("1001", "1003", "not-the-password")
+    assert result.result == "RESULT 407"
+    assert linebox.records() == []
+
+
 def test_busy_first_agent_fails_over_to_the_second(linebox: Appliance) -> None:
     linebox.agent("1001", PASSWORDS["1001"], scenario="agent_busy.xml")
     linebox.agent("1002", PASSWORDS["1002"])
