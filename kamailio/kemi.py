@@ -87,6 +87,7 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     hotline: str = ""
     caller_tag: str = ""
     answered_by: str = ""
+    answered_kind: str = ""
     agent_id: str = ""
 
 
@@ -383,14 +384,17 @@ class Linebox:
             call_id = KSR.pv.get("$ci")
             if KSR.htable.sht_inc("once", call_id + ":answered") == 1:
                 state = self.load_state()
-                number = state.current.number if state and state.current else ""
+                target = state.current if state else None
+                number = target.number if target else ""
+                kind = target.kind if target else ""
                 plan = self.plans.current()
                 extension = plan.extensions.get(number)
                 agent_id = extension.agent_id if extension else ""
                 raw = KSR.htable.sht_get("calls", call_id)
                 if raw:
                     facts = _facts_dec.decode(raw)
-                    facts.answered_by, facts.agent_id = number, agent_id
+                    facts.answered_by, facts.answered_kind = number, kind
+                    facts.agent_id = agent_id
                     KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
                 self.emit(
                     cdr.CallEvent(
@@ -398,6 +402,7 @@ class Linebox:
                         type=cdr.ANSWER,
                         at=time.time(),
                         answered_by=number,
+                        answered_kind=kind,
                         agent_id=agent_id,
                     )
                 )
@@ -444,6 +449,7 @@ class Linebox:
                 sip_code=200,
                 cause=f"BYE from {by}",
                 answered_by=facts.answered_by,
+                answered_kind=facts.answered_kind,
                 agent_id=facts.agent_id,
             )
         )

@@ -36,6 +36,8 @@ class CallEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     called: str = ""
     route: str = ""
     answered_by: str = ""
+    answered_kind: str = ""
+    """What answered: `ext` (an extension) or `tel` (a number via the trunk)."""
     agent_id: str = ""
     status: str = ""
     sip_code: int = 0
