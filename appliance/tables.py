@@ -47,6 +47,8 @@ class Tenant(Table):
     name = Varchar(length=255)
     timezone = Varchar(length=64, default="")
     balance_fen = BigInt(default=0)
+    suspended = Boolean(default=False)
+    """Set by billing when the prepaid balance runs out (not by the site file)."""
     billing = JSON(default="{}")
     notify = JSON(default="{}")
     position = Integer(default=0)
@@ -144,6 +146,9 @@ class Hotline(Table):
     routes = JSON(default="[]")
     fallback = JSON(default="{}")
     enabled = Boolean(default=True)
+    service_state = Varchar(length=16, default="active")
+    """`active`, or `capped` when a monthly cap is reached: set by the worker,
+    never by the site file, and carried into the routing plan."""
     position = Integer(default=0)
 
 

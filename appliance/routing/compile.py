@@ -114,6 +114,7 @@ async def compile_plan() -> Plan:
     tenants = await Tenant.select().order_by(Tenant.position)
     slug_of = {t["id"]: t["slug"] for t in tenants}
     tz_of = {t["id"]: t["timezone"] or default_tz for t in tenants}
+    suspended = {t["id"] for t in tenants if t["suspended"]}
 
     groups: dict[str, dict[str, GroupPlan]] = {t["slug"]: {} for t in tenants}
     for g in await Group.select().order_by(Group.position):
@@ -164,6 +165,7 @@ async def compile_plan() -> Plan:
             name=h["name"],
             timezone=h["timezone"] or tz_of[h["tenant"]],
             enabled=h["enabled"],
+            state="suspended" if h["tenant"] in suspended else h["service_state"],
             ringback=h["ringback"],
             record=h["record"],
             pin=h["pin"],

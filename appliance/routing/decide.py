@@ -143,7 +143,14 @@ def _route_hotline(
     # Who the call is for: every decision about it carries this.
     common = Decision(action=REJECT, tenant=hotline.tenant, hotline=hotline.number, caller=caller)
     if not hotline.enabled:
-        return _reject(480, "Hotline Suspended", trace, common)
+        trace.append("hotline is switched off")
+        return _reject(480, "Temporarily Unavailable", trace, common)
+    if hotline.state == "suspended":
+        trace.append("service suspended: the account's balance ran out")
+        return _reject(480, "Service Suspended", trace, common)
+    if hotline.state == "capped":
+        trace.append("the hotline reached its monthly cap")
+        return _reject(480, "Monthly Cap Reached", trace, common)
 
     # Screening comes before everything else.
     if _listed(caller, hotline.blacklist):

@@ -75,6 +75,9 @@ class HotlinePlan(msgspec.Struct, frozen=True):
     name: str = ""
     timezone: str = "Asia/Shanghai"
     enabled: bool = True
+    state: str = "active"
+    """`active`, `capped` (a monthly cap is reached) or `suspended` (the
+    tenant's balance ran out): the worker decides, the plan carries it."""
     ringback: str = ""
     record: bool = False
     pin: str = ""

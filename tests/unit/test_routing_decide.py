@@ -216,8 +216,20 @@ def test_disabled_hotline_is_rejected_with_480() -> None:
     decision = call(make_plan(hotline(enabled=False)))
 
     assert_rejected(decision, 480)
-    assert decision.reason == "Hotline Suspended"
+    assert decision.reason == "Temporarily Unavailable"
     assert decision.hotline == HOTLINE
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [("suspended", "Service Suspended"), ("capped", "Monthly Cap Reached")],
+)
+def test_suspended_or_capped_hotline_refuses_new_calls(state: str, reason: str) -> None:
+    decision = call(make_plan(hotline(state=state)))
+
+    assert_rejected(decision, 480)
+    assert decision.reason == reason
+    assert decision.tenant == "acme"
 
 
 # --- screening ------------------------------------------------------------------
