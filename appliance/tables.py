@@ -88,6 +88,7 @@ class Group(Table, tablename="ring_group"):
     announce_agent_id = Boolean(default=False)
     survey = Boolean(default=False)
     queue = JSON(default="null")
+    sticky_days = SmallInt(default=30)
     position = Integer(default=0)
 
 
@@ -146,6 +147,9 @@ class Hotline(Table):
     routes = JSON(default="[]")
     fallback = JSON(default="{}")
     enabled = Boolean(default=True)
+    schedule_override = Varchar(length=8, default="")
+    """`day`/`night` forces the schedules open/closed; empty follows them."""
+    anonymous = Varchar(length=8, default="allow")
     service_state = Varchar(length=16, default="active")
     """`active`, or `capped` when a monthly cap is reached: set by the worker,
     never by the site file, and carried into the routing plan."""

@@ -125,6 +125,7 @@ async def compile_plan() -> Plan:
             members=tuple(_json(g["members"])),
             announce_agent_id=g["announce_agent_id"],
             survey=g["survey"],
+            sticky_days=g["sticky_days"],
         )
 
     schedules: dict[str, dict[str, SchedulePlan]] = {t["slug"]: {} for t in tenants}
@@ -165,6 +166,8 @@ async def compile_plan() -> Plan:
             name=h["name"],
             timezone=h["timezone"] or tz_of[h["tenant"]],
             enabled=h["enabled"],
+            schedule_override=h["schedule_override"],
+            anonymous=h["anonymous"],
             state="suspended" if h["tenant"] in suspended else h["service_state"],
             ringback=h["ringback"],
             record=h["record"],
@@ -196,6 +199,7 @@ async def compile_plan() -> Plan:
             for slug in slug_of.values()
         },
         trunks=trunks,
+        holiday_overrides=dict(appliance.get("holiday_overrides") or {}),
     )
 
 

@@ -11,13 +11,21 @@ import datetime as dt
 import functools
 import random
 import re
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 import holidays
 import msgspec
 
 from appliance.numbers import UNKNOWN, Region, normalize
-from appliance.routing.plan import HotlinePlan, Plan, RoutePlan, SchedulePlan, TenantPlan
+from appliance.routing.plan import (
+    GroupPlan,
+    HotlinePlan,
+    Plan,
+    RoutePlan,
+    SchedulePlan,
+    TenantPlan,
+)
 
 REJECT, RING, MENU, VOICEMAIL, PIN = "reject", "ring", "menu", "voicemail", "pin"
 
@@ -40,8 +48,14 @@ class Facts(msgspec.Struct, frozen=True):
     """The authenticated extension placing the call ('' when none)."""
     sequence: int = 0
     """How many calls this hotline has taken before this one (drives splits
-    and round-robin exactly, not by chance)."""
+    and ties exactly, not by chance)."""
+    answered_today: Mapping[str, int] = {}
+    """Calls each destination (`ext:1001`) answered today: round-robin rings
+    the least busy first. Kamailio passes a view of its shared counters."""
     sticky_agent: str = ""
+    """The destination (`ext:1001`) that last answered this caller."""
+    sticky_at: float = 0.0
+    """When it did (Unix time)."""
     pin_ok: bool = False
 
 
@@ -153,6 +167,11 @@ def _route_hotline(
         return _reject(480, "Monthly Cap Reached", trace, common)
 
     # Screening comes before everything else.
+    if not caller.isdigit():
+        if hotline.anonymous == "reject":
+            trace.append("the caller withholds the number and this hotline refuses that")
+            return _reject(433, "Anonymity Disallowed", trace, common)
+        trace.append("the caller withholds the number")
     if _listed(caller, hotline.blacklist):
         trace.append("caller is blacklisted")
         return _reject(603, "Decline", trace, common)
@@ -174,7 +193,7 @@ def _route_hotline(
     destination = ""
     route_label = ""
     for index, route in enumerate(hotline.routes, start=1):
-        if not _route_matches(route, tenant, facts.region, local, trace, index):
+        if not _route_matches(route, tenant, hotline, plan, facts.region, local, trace, index):
             continue
         route_label = f"route {index}"
         destination = route.to or _split_pick(route, facts.sequence)
@@ -229,12 +248,12 @@ def _to_destination(
             trace=tuple(trace),
         )
 
-    ring, strategy = _expand(tenant, destination, facts, SINGLE_DESTINATION_TIMEOUT)
+    ring, strategy = _expand(tenant, destination, facts, SINGLE_DESTINATION_TIMEOUT, now)
     if not ring:
         trace.append(f"{destination} has nothing to ring")
         return _reject(480, "Temporarily Unavailable", trace, common)
-    busy = _chain(tenant, hotline.fallback_busy, facts)
-    no_answer = _chain(tenant, hotline.fallback_no_answer, facts)
+    busy = _chain(tenant, hotline.fallback_busy, facts, now)
+    no_answer = _chain(tenant, hotline.fallback_no_answer, facts, now)
     trace.append(
         f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring)
     )
@@ -252,8 +271,29 @@ def _to_destination(
     )
 
 
+def _order(group: GroupPlan, facts: Facts, now: dt.datetime) -> list[str]:
+    """The group's members in the order its strategy rings them."""
+    members = list(group.members)
+    n = len(members)
+    if not n:
+        return members
+    if group.strategy == "random":
+        random.Random(facts.sequence).shuffle(members)
+    elif group.strategy == "round_robin":
+        # Fewest calls answered today first (平均分配); equal counts take turns.
+        start = facts.sequence % n
+        rotated = members[start:] + members[:start]
+        return sorted(rotated, key=lambda m: facts.answered_today.get(m, 0))
+    elif group.strategy == "sticky":
+        fresh = now.timestamp() - facts.sticky_at <= group.sticky_days * 86400
+        if facts.sticky_agent in members and fresh:
+            members.remove(facts.sticky_agent)
+            members.insert(0, facts.sticky_agent)
+    return members
+
+
 def _expand(
-    tenant: TenantPlan, destination: str, facts: Facts, single_timeout: int
+    tenant: TenantPlan, destination: str, facts: Facts, single_timeout: int, now: dt.datetime
 ) -> tuple[tuple[Target, ...], str]:
     kind, _, name = destination.partition(":")
     if kind in ("ext", "tel"):
@@ -262,16 +302,7 @@ def _expand(
         group = tenant.groups.get(name)
         if group is None:
             return (), ""
-        members = list(group.members)
-        n = len(members)
-        if group.strategy == "random" and n:
-            random.Random(facts.sequence).shuffle(members)
-        elif group.strategy == "round_robin" and n:
-            start = facts.sequence % n
-            members = members[start:] + members[:start]
-        elif group.strategy == "sticky" and facts.sticky_agent in members:
-            members.remove(facts.sticky_agent)
-            members.insert(0, facts.sticky_agent)
+        members = _order(group, facts, now)
         targets = []
         for member in members:
             mkind, _, mname = member.partition(":")
@@ -281,31 +312,41 @@ def _expand(
     return (), ""
 
 
-def _chain(tenant: TenantPlan, chain: tuple[str, ...], facts: Facts) -> tuple[Target, ...]:
+def _chain(
+    tenant: TenantPlan, chain: tuple[str, ...], facts: Facts, now: dt.datetime
+) -> tuple[Target, ...]:
     targets: list[Target] = []
     for destination in chain:
         kind = destination.partition(":")[0]
         if kind in ("voicemail", "menu"):
             targets.append(Target(kind, destination.partition(":")[2], 0, destination))
             break  # the call is handed over; nothing after it can run
-        ring, _ = _expand(tenant, destination, facts, CHAIN_DESTINATION_TIMEOUT)
+        ring, _ = _expand(tenant, destination, facts, CHAIN_DESTINATION_TIMEOUT, now)
         targets.extend(ring)
     return tuple(targets)
 
 
 def _listed(caller: str, entries: tuple[str, ...]) -> bool:
+    """Full numbers, prefixes (`139*`) and area codes (`0571`: every fixed
+    line of Hangzhou); never suffixes."""
     for entry in entries:
         if entry.endswith("*"):
             if caller.startswith(entry[:-1]):
                 return True
-        elif caller == entry:
+        elif caller == entry or (_is_area_code(entry) and caller.startswith(entry)):
             return True
     return False
+
+
+def _is_area_code(entry: str) -> bool:
+    return entry.startswith("0") and 3 <= len(entry) <= 4 and entry.isdigit()
 
 
 def _route_matches(
     route: RoutePlan,
     tenant: TenantPlan,
+    hotline: HotlinePlan,
+    plan: Plan,
     region: Region,
     local: dt.datetime,
     trace: list[str],
@@ -318,12 +359,14 @@ def _route_matches(
         negate = when.schedule.startswith("!")
         name = when.schedule.lstrip("!")
         schedule = tenant.schedules.get(name)
-        inside = schedule is not None and in_schedule(schedule, local)
+        if hotline.schedule_override:
+            inside = hotline.schedule_override == "day"
+            why = f"the hotline is switched to {hotline.schedule_override} mode"
+        else:
+            inside = schedule is not None and in_schedule(schedule, local, plan.holiday_overrides)
+            why = f"{local:%a %H:%M} is {'inside' if inside else 'outside'} schedule {name}"
         if inside == negate:
-            trace.append(
-                f"route {index} skipped: {local:%a %H:%M} is {'inside' if inside else 'outside'} "
-                f"schedule {name}"
-            )
+            trace.append(f"route {index} skipped: {why}")
             return False
     if when.regions and not set(region.names()) & set(when.regions):
         trace.append(
@@ -334,17 +377,21 @@ def _route_matches(
     return True
 
 
-def in_schedule(schedule: SchedulePlan, local: dt.datetime) -> bool:
+def in_schedule(
+    schedule: SchedulePlan, local: dt.datetime, overrides: Mapping[str, str] | None = None
+) -> bool:
     """Is this local time inside the schedule's opening hours?
 
     With a holiday calendar, public holidays are closed and make-up working
     days (调休, often a weekend day) keep the hours of the weekday whose day
-    off they pay for."""
+    off they pay for; the operator's overrides close a day or reopen a
+    holiday (it then keeps its weekday's hours)."""
     day = local.date()
     weekday = day.weekday()
     if schedule.holidays:
+        override = (overrides or {}).get(day.isoformat())
         calendar = _calendar(schedule.holidays, day.year)
-        if day in calendar.closed:
+        if override == "closed" or (day in calendar.closed and override != "open"):
             return False
         weekday = calendar.make_up.get(day, weekday)
     minute = local.hour * 60 + local.minute

@@ -36,6 +36,8 @@ class GroupPlan(msgspec.Struct, frozen=True):
     members: tuple[str, ...] = ()
     announce_agent_id: bool = False
     survey: bool = False
+    sticky_days: int = 30
+    """How long a `sticky` group remembers who last answered a caller."""
 
 
 class Condition(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -75,6 +77,10 @@ class HotlinePlan(msgspec.Struct, frozen=True):
     name: str = ""
     timezone: str = "Asia/Shanghai"
     enabled: bool = True
+    schedule_override: str = ""
+    """`day`/`night`: every schedule of the hotline counts as open/closed."""
+    anonymous: str = "allow"
+    """`reject` refuses callers who withhold their number (433)."""
     state: str = "active"
     """`active`, `capped` (a monthly cap is reached) or `suspended` (the
     tenant's balance ran out): the worker decides, the plan carries it."""
@@ -118,7 +124,11 @@ class Plan(msgspec.Struct, frozen=True):
     tenants: dict[str, TenantPlan] = {}
     trunks: tuple[TrunkPlan, ...] = ()
     max_forwards: int = 3
-    """How many fallback chains one call may follow (carriers cap at 3)."""
+    """How many fallback destinations one call may be forwarded to (carriers
+    cap at 3), so chains of forwards cannot ring forever."""
+    holiday_overrides: dict[str, str] = {}
+    """ISO date → `closed` or `open`: the operator's corrections to the
+    public-holiday calendar."""
 
     def trunk_for_source(self, address: str, port: int) -> TrunkPlan | None:
         for trunk in self.trunks:

@@ -65,7 +65,7 @@ __all__ = ["ApplyResult", "apply_file", "apply_site", "export_site", "export_tex
 
 _hasher = PasswordHasher()
 
-APPLIANCE_KEYS = ("timezone", "holidays")
+APPLIANCE_KEYS = ("timezone", "holidays", "holiday_overrides")
 """The `ApplianceSetting` keys the site file owns."""
 
 
@@ -180,6 +180,8 @@ def _hotline(h: HotlineConfig, slug: str, position: int) -> dict[str, Any]:
         "name": h.name,
         "timezone": h.timezone,
         "enabled": h.enabled,
+        "schedule_override": h.schedule_override,
+        "anonymous": h.anonymous,
         "ringback": h.ringback,
         "record": h.record,
         "pin": h.pin,
@@ -292,6 +294,7 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
                     "members": g.members,
                     "announce_agent_id": g.announce_agent_id,
                     "survey": g.survey,
+                    "sticky_days": g.sticky_days,
                     "queue": None
                     if g.queue is None
                     else _drop_none({"max_wait": g.queue.max_wait, "music": g.queue.music}),

@@ -124,6 +124,8 @@ def _hotline(h: dict[str, Any]) -> Table:
                 "name": _if(h["name"], bool(h["name"])),
                 "timezone": _if(h["timezone"], bool(h["timezone"])),
                 "enabled": _if(False, not h["enabled"]),
+                "schedule_override": _if(h["schedule_override"], bool(h["schedule_override"])),
+                "anonymous": _if(h["anonymous"], h["anonymous"] != "allow"),
                 "ringback": _if(h["ringback"], bool(h["ringback"])),
                 "record": _if(True, h["record"]),
                 "pin": _if(h["pin"], bool(h["pin"])),
@@ -153,7 +155,11 @@ async def export_site() -> str:
     settings = {
         r["key"]: r["value"] for r in await ApplianceSetting.select().output(load_json=True)
     }
-    appliance = {k: settings[k] for k in ("timezone", "holidays") if k in settings}
+    appliance = {
+        k: settings[k]
+        for k in ("timezone", "holidays", "holiday_overrides")
+        if settings.get(k) is not None
+    }
     if appliance:
         doc.add("appliance", _table(appliance))
 
@@ -225,6 +231,7 @@ async def export_site() -> str:
                                 "members": g["members"],
                                 "announce_agent_id": _if(True, g["announce_agent_id"]),
                                 "survey": _if(True, g["survey"]),
+                                "sticky_days": _if(g["sticky_days"], g["sticky_days"] != 30),
                                 "queue": None if g["queue"] is None else _inline(g["queue"]),
                             }
                         )

@@ -15,6 +15,7 @@ default is what the appliance does anyway.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import ipaddress
 import re
@@ -41,6 +42,9 @@ class ApplianceConfig(_Struct, kw_only=True):
     """The default time zone of schedules (`Asia/Shanghai` when not set)."""
     holidays: str | None = None
     """The public-holiday calendar: `cn` (with make-up working days) or ``."""
+    holiday_overrides: dict[str, str] | None = None
+    """The operator's corrections to the calendar: `{ "2026-12-24" = "closed",
+    "2026-10-08" = "open" }` (a company day off; a day worked after all)."""
 
 
 class TrunkConfig(_Struct, kw_only=True):
@@ -113,6 +117,8 @@ class GroupConfig(_Struct, kw_only=True):
     announce_agent_id: bool = False
     survey: bool = False
     queue: Queue | None = None
+    sticky_days: int = 30
+    """`sticky`: how long a caller is remembered (来电转接记忆)."""
 
 
 class PromptConfig(_Struct, kw_only=True):
@@ -172,6 +178,11 @@ class HotlineConfig(_Struct, kw_only=True):
     name: str = ""
     timezone: str = ""
     enabled: bool = True
+    schedule_override: str = ""
+    """`day` or `night` forces every schedule of the hotline open or closed
+    (the manual day/night switch); empty follows the schedules."""
+    anonymous: str = "allow"
+    """Callers who withhold their number: `allow` or `reject` (433)."""
     ringback: str = ""
     record: bool = False
     pin: str = ""
@@ -625,6 +636,14 @@ class _Checker:
             self.p.add((*path, "timezone"), "must not be empty")
         self.timezone(a.timezone, (*path, "timezone"))
         self.holidays(a.holidays, (*path, "holidays"))
+        for day, value in (a.holiday_overrides or {}).items():
+            where = (*path, "holiday_overrides", day)
+            try:
+                dt.date.fromisoformat(day)
+            except ValueError:
+                self.p.add(where, f"{day!r} is not a date like 2026-12-24")
+            if value not in ("closed", "open"):
+                self.p.add(where, f'{value!r} must be "closed" or "open"')
 
     def user(self, u: UserConfig, path: KeyPath, *, logins: dict[str, KeyPath]) -> None:
         if not u.login or any(c.isspace() for c in u.login):
@@ -758,6 +777,7 @@ class _Checker:
                 (*path, "strategy"), f"{g.strategy!r} is not a strategy: {' | '.join(STRATEGIES)}"
             )
         self.int_range(g.ring_timeout, 5, 300, (*path, "ring_timeout"))
+        self.int_range(g.sticky_days, 1, 365, (*path, "sticky_days"))
         if not g.members:
             self.p.add((*path, "members"), "a group needs at least one member")
         seen: set[str] = set()
@@ -813,6 +833,13 @@ class _Checker:
         if problem:
             self.p.add((*path, "number"), problem)
         self.timezone(h.timezone, (*path, "timezone"))
+        if h.schedule_override not in ("", "day", "night"):
+            self.p.add(
+                (*path, "schedule_override"),
+                f'{h.schedule_override!r} must be "day", "night" or "" (follow the schedules)',
+            )
+        if h.anonymous not in ("allow", "reject"):
+            self.p.add((*path, "anonymous"), f'{h.anonymous!r} must be "allow" or "reject"')
         self.prompt_ref(h.ringback, (*path, "ringback"), t)
         if h.pin and not (_DIGITS.match(h.pin) and 4 <= len(h.pin) <= 8):
             self.p.add((*path, "pin"), f"{h.pin!r} is not a PIN: 4 to 8 digits")

@@ -9,6 +9,7 @@ import itertools
 from collections import Counter
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -634,10 +635,32 @@ def test_round_robin_starts_with_the_next_member_on_each_call(
 def test_sticky_group_rings_the_callers_last_agent_first() -> None:
     plan = make_plan(hotline(routes=(RoutePlan(to="group:vip"),)))
 
-    decision = call(plan, sticky_agent="ext:8003")
+    yesterday = FRIDAY_17_SHANGHAI.timestamp() - 86400
+    decision = call(plan, sticky_agent="ext:8003", sticky_at=yesterday)
 
     assert decision.strategy == "sticky"
     assert rung(decision) == [("ext", "8003", 30), ("ext", "8001", 30), ("ext", "8002", 30)]
+
+
+def test_sticky_memory_older_than_the_groups_sticky_days_is_forgotten() -> None:
+    plan = make_plan(hotline(routes=(RoutePlan(to="group:vip"),)))
+    long_ago = FRIDAY_17_SHANGHAI.timestamp() - 31 * 86400
+
+    decision = call(plan, sticky_agent="ext:8003", sticky_at=long_ago)
+
+    assert [n for _, n, _ in rung(decision)] == ["8001", "8002", "8003"]
+
+
+def test_round_robin_rings_whoever_answered_fewest_calls_today_first() -> None:
+    plan = make_plan(hotline(routes=(RoutePlan(to="group:support"),)))
+    counts = {"ext:8001": 7, "ext:8002": 2}
+
+    decision = call(plan, answered_today=counts, sequence=0)
+
+    assert [n for _, n, _ in rung(decision)] == ["8003", "8002", "8001"]
+    # Equal counts take turns with the hotline's call sequence.
+    firsts = {rung(call(plan, answered_today={}, sequence=i))[0][1] for i in range(3)}
+    assert firsts == {"8001", "8002", "8003"}
 
 
 def test_sticky_group_keeps_its_order_when_the_sticky_agent_is_not_a_member() -> None:
@@ -715,3 +738,46 @@ def test_trace_of_a_region_skip_names_the_callers_region() -> None:
         "route 1 skipped: caller region 新疆维吾尔自治区/乌鲁木齐市/0991 is not in 0571"
         in decision.trace
     )
+
+
+# --- anonymous callers, area codes, day/night switch, holiday overrides -----------
+
+
+@pytest.mark.parametrize("caller", ["", "anonymous", "Anonymous", "unknown"])
+def test_withheld_number_is_refused_with_433_only_where_the_hotline_says_so(caller: str) -> None:
+    refusing = make_plan(hotline(anonymous="reject"))
+    assert_rejected(call(refusing, caller=caller), 433)
+    assert call(make_plan(hotline()), caller=caller).action == "ring"
+
+
+def test_area_code_entry_blocks_every_fixed_line_of_that_city_and_nothing_else() -> None:
+    plan = make_plan(hotline(blacklist=("0571",)))
+    assert_rejected(call(plan, caller="057188888888"), 603)
+    assert_rejected(call(plan, caller="+8657188888888"), 603)
+    assert call(plan, caller="057288888888").action == "ring"
+    assert call(plan, caller="13957100000").action == "ring"  # no suffix or infix rules
+
+
+@pytest.mark.parametrize(("override", "target"), [("day", "group:sales"), ("night", "voicemail")])
+def test_day_night_switch_overrides_every_schedule(override: str, target: str) -> None:
+    plan = make_plan(hotline(routes=OFFICE_THEN_VOICEMAIL, schedule_override=override))
+    for moment in (shanghai(FRIDAY, "10:00"), shanghai(SATURDAY, "23:00")):
+        decision = call(plan, now=moment)
+        assert decision.target == target
+    if override == "night":
+        assert "route 1 skipped: the hotline is switched to night mode" in call(plan).trace
+
+
+def test_operator_overrides_close_a_working_day_and_reopen_a_holiday() -> None:
+    routes = (
+        RoutePlan(when=Condition(schedule="office_cn"), to="group:sales"),
+        RoutePlan(to="voicemail"),
+    )
+    plain = make_plan(hotline(routes=routes))
+    overridden = msgspec.structs.replace(
+        plain, holiday_overrides={FRIDAY.isoformat(): "closed", NATIONAL_DAY.isoformat(): "open"}
+    )
+    assert call(plain, now=shanghai(FRIDAY, "10:00")).target == "group:sales"
+    assert call(overridden, now=shanghai(FRIDAY, "10:00")).target == "voicemail"
+    assert call(plain, now=shanghai(NATIONAL_DAY, "10:00")).target == "voicemail"
+    assert call(overridden, now=shanghai(NATIONAL_DAY, "10:00")).target == "group:sales"

@@ -458,6 +458,34 @@ BAD = [
         "hold-muzak",
         id="queue-music",
     ),
+    pytest.param(
+        'holidays = "cn"            # Chinese',
+        'holidays = "cn"\nholiday_overrides = { "2026-13-01" = "closed" }  # Chinese',
+        'appliance.holiday_overrides."2026-13-01": \'2026-13-01\' is not a date',
+        "holiday_overrides",
+        id="holiday-override-date",
+    ),
+    pytest.param(
+        'record = true',
+        'record = true\nschedule_override = "evening"',
+        "tenants[0].hotlines[0].schedule_override: 'evening' must be",
+        "schedule_override",
+        id="schedule-override",
+    ),
+    pytest.param(
+        'record = true',
+        'record = true\nanonymous = "maybe"',
+        "tenants[0].hotlines[0].anonymous: 'maybe' must be \"allow\" or \"reject\"",
+        "anonymous",
+        id="anonymous",
+    ),
+    pytest.param(
+        'strategy = "sticky"',
+        'strategy = "sticky"\nsticky_days = 0',
+        "tenants[0].groups[0].sticky_days: 0 is out of range: 1 to 365",
+        "sticky_days",
+        id="sticky-days",
+    ),
 ]
 
 
