@@ -7,7 +7,7 @@ PYTHON := /usr/bin/python3
 VENV := .venv
 STAMPS := $(VENV)/.stamps
 
-APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules \
+APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules kamailio-sqlite-modules \
 	kamailio-json-modules kamailio-utils-modules rtpengine-daemon \
 	sip-tester sox espeak-ng python3-venv python3-dev tcpdump
 TEST_APT_PACKAGES :=

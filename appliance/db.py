@@ -31,8 +31,9 @@ _engine: Engine | None = None
 
 def sqlite_path(url: str) -> Path | None:
     """The file of a `sqlite:///…` URL, or None for another database."""
+    # sqlite:///relative/path, sqlite:////absolute/path (as SQLAlchemy writes them)
     if url.startswith("sqlite:///"):
-        return Path(unquote(url[len("sqlite:///") - 1 :]))
+        return Path(unquote(url[len("sqlite:///") :]))
     return None
 
 

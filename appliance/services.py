@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from appliance import db
 from appliance import settings as settings_mod
 from appliance.settings import Settings
 
@@ -61,6 +62,16 @@ def child_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def kamailio_db_url(url: str) -> str:
+    """The appliance's database as Kamailio's DB modules name it."""
+    path = db.sqlite_path(url)
+    if path is not None:
+        return f"sqlite:///{path.absolute()}"  # Kamailio drops one slash
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgres://" + url.split("://", 1)[1]
+    return url
+
+
 def kamailio_service(settings: Settings) -> Service:
     run = settings.paths.run_dir
     sip = settings.sip
@@ -74,6 +85,7 @@ def kamailio_service(settings: Settings) -> Service:
         "RTPENGINE": f'"udp:127.0.0.1:{settings.media.ng_port}"',
         "AUTH_SECRET": f'"{secrets.token_hex(16)}"',
         "CHILDREN": str(sip.children),
+        "DB_URL": f'"{kamailio_db_url(settings.database_url)}"',
     }
     argv = [KAMAILIO_BIN, "-DD", "-E", "-f", str(kamailio_dir() / "kamailio.cfg")]
     argv += ["-Y", str(run), "-P", str(run / "kamailio.pid"), "-w", str(run)]

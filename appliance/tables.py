@@ -156,6 +156,21 @@ class Hotline(Table):
     position = Integer(default=0)
 
 
+class StickyMemory(Table, tablename="sticky_memory"):
+    """Who last answered each caller (来电转接记忆), kept by the worker in the
+    columns Kamailio's htable module loads its `sticky` table from at start."""
+
+    key_name = Varchar(length=128, unique=True)
+    """`tenant:caller`."""
+    key_type = Integer(default=0)
+    value_type = Integer(default=0)
+    """0: the value is a string."""
+    key_value = Varchar(length=128, default="")
+    """`ext:1001@<unix time>`."""
+    expires = Integer(default=0)
+    """Unix time after which Kamailio forgets it."""
+
+
 class CallRecord(Table, tablename="call_record"):
     """One row per call (通话清单), assembled by the worker from Kamailio's call
     events. Calls to numbers the appliance does not serve leave no record."""
@@ -195,5 +210,6 @@ TABLES: list[type[Table]] = [
     Schedule,
     Menu,
     Hotline,
+    StickyMemory,
     CallRecord,
 ]

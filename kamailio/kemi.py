@@ -12,11 +12,14 @@ per-transaction state is in AVPs, per-call state in the `calls` htable.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import site
 import time
 import traceback
+from collections.abc import Iterator, Mapping
+from zoneinfo import ZoneInfo
 
 # Kamailio embeds Debian's libpython, which knows nothing of linebox's venv.
 if os.environ.get("LINEBOX_SITE_PACKAGES"):
@@ -29,7 +32,7 @@ from appliance import settings
 from appliance.numbers import region_of
 from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide
 from appliance.routing.plan import Plan, PlanFile
-from appliance.worker import cdr
+from appliance.worker import cdr, sticky
 
 # KEMI return codes
 OK = 1
@@ -71,12 +74,17 @@ class CallState(msgspec.Struct):
     ring: list[Target]
     busy: list[Target]
     no_answer: list[Target]
+    strategy: str = "sequential"
     phase: str = "ring"
+    """`ring`, then `busy` or `no_answer` once a fallback chain takes over."""
     forwards: int = 0
+    """Fallback destinations tried so far (capped at `max_forwards`)."""
     max_forwards: int = 3
     last_code: int = 0
     any_busy: bool = False
-    current: Target | None = None
+    branches: list[Target] = []
+    """The destination of each tm branch, by branch index: a reply's
+    $T_branch_idx says who answered, however many phones ring at once."""
 
 
 class CallFacts(msgspec.Struct, omit_defaults=True):
@@ -85,7 +93,12 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     kind: str
     tenant: str = ""
     hotline: str = ""
+    caller: str = ""
+    """National form: the key of the caller's sticky memory."""
     caller_tag: str = ""
+    day: str = ""
+    """The hotline's local date when the call came in (daily counters)."""
+    strategy: str = ""
     answered_by: str = ""
     answered_kind: str = ""
     agent_id: str = ""
@@ -99,6 +112,31 @@ _facts_dec = msgspec.json.Decoder(CallFacts)
 def ended(event: cdr.CallEvent, status: str, code: int, cause: str) -> cdr.CallEvent:
     """The one event of a call that ends before it rings anyone."""
     return msgspec.structs.replace(event, type=cdr.END, status=status, sip_code=code, cause=cause)
+
+
+class AnsweredToday(Mapping[str, int]):
+    """Calls each destination answered today, read from the shared `agents`
+    htable only for the destinations the decision asks about."""
+
+    def __init__(self, day: str) -> None:
+        self.day = day
+
+    def __getitem__(self, member: str) -> int:
+        return int(KSR.htable.sht_get("agents", f"{self.day}:{member}") or 0)
+
+    def get(self, member: str, default: int = 0) -> int:  # type: ignore[override]
+        return self[member] or default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def mod_init() -> Linebox:
@@ -210,16 +248,25 @@ class Linebox:
                 return OK
         called = KSR.pv.get("$rU") or ""
         caller = KSR.pv.get("$fU") or ""
-        is_hotline = called in plan.hotlines
+        now = dt.datetime.now(dt.UTC)
+        hotline = plan.hotlines.get(called)
+        day = now.astimezone(_zone(hotline.timezone)).strftime("%Y%m%d") if hotline else ""
+        sticky_agent, sticky_at = "", 0.0
+        if hotline is not None:
+            remembered = KSR.htable.sht_get("sticky", sticky.key(hotline.tenant, caller))
+            sticky_agent, sticky_at = sticky.parse(remembered)
         facts = Facts(
             called=called,
             caller=caller,
-            region=region_of(caller) if is_hotline and trunk else region_of(""),
+            region=region_of(caller) if hotline and trunk else region_of(""),
             trunk=trunk.name if trunk else "",
             caller_extension=caller_extension,
-            sequence=(KSR.htable.sht_inc("counters", "seq:" + called) - 1) if is_hotline else 0,
+            sequence=(KSR.htable.sht_inc("counters", "seq:" + called) - 1) if hotline else 0,
+            answered_today=AnsweredToday(day),
+            sticky_agent=sticky_agent,
+            sticky_at=sticky_at,
         )
-        decision = decide(plan, facts, dt.datetime.now(dt.UTC))
+        decision = decide(plan, facts, now)
         call_id = KSR.pv.get("$ci")
         log.info("call %s: %s → %s %s", call_id, caller, called, decision.trace[-1])
 
@@ -248,9 +295,9 @@ class Linebox:
             self.emit(ended(event, "failed", 480, f"{decision.action} not available"))
             KSR.sl.send_reply(480, "Temporarily Unavailable")
             return OK
-        return self.start_ringing(plan, decision, event)
+        return self.start_ringing(plan, decision, event, day)
 
-    def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent) -> int:
+    def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent, day: str) -> int:
         call_id = event.call_id
         has_sdp = KSR.textops.has_body_type("application/sdp") > 0
         if has_sdp and KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
@@ -263,7 +310,10 @@ class Linebox:
             kind=event.kind,
             tenant=decision.tenant,
             hotline=decision.hotline,
+            caller=decision.caller,
             caller_tag=KSR.pv.get("$ft") or "",
+            day=day,
+            strategy=decision.strategy,
         )
         KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         self.emit(event)
@@ -271,6 +321,7 @@ class Linebox:
             ring=list(decision.ring),
             busy=list(decision.busy),
             no_answer=list(decision.no_answer),
+            strategy=decision.strategy,
             max_forwards=plan.max_forwards,
         )
         if not self.relay_next(plan, state):
@@ -278,53 +329,82 @@ class Linebox:
             KSR.sl.send_reply(480, "Temporarily Unavailable")
         return OK
 
-    def next_target(self, state: CallState) -> Target | None:
-        if state.ring:
-            return state.ring.pop(0)
-        chain = state.busy if state.any_busy else state.no_answer
-        if state.phase == "ring" and chain and state.forwards < state.max_forwards:
-            state.phase = "busy" if state.any_busy else "no_answer"
+    @staticmethod
+    def next_targets(state: CallState) -> list[Target]:
+        """What to ring next: every remaining destination at once for
+        `ring_all`, else the next one; a fallback chain once the list is done,
+        each of its destinations counting against the forward cap."""
+        if not state.ring and state.phase == "ring":
+            chain = state.busy if state.any_busy else state.no_answer
+            if chain:
+                state.phase = "busy" if state.any_busy else "no_answer"
+                state.ring = list(chain)
+        if not state.ring:
+            return []
+        if state.phase == "ring" and state.strategy == "ring_all":
+            targets, state.ring = state.ring, []
+            return targets
+        if state.phase != "ring":
+            if state.forwards >= state.max_forwards:
+                log.info("call %s: forward cap of %d reached", KSR.pv.get("$ci"), state.forwards)
+                state.ring = []
+                return []
             state.forwards += 1
-            state.ring = list(chain)
-            return state.ring.pop(0)
-        return None
+        return [state.ring.pop(0)]
+
+    @staticmethod
+    def add_branches(plan: Plan, target: Target, first: bool) -> int:
+        """Point the request (the first target) or new branches (the others)
+        at a destination; how many branches it makes (an extension registered
+        from two phones makes two, one not registered makes none)."""
+        count = int(KSR.pv.get("$branch(count)") or 0)
+        if target.kind == "ext":
+            uri = f"sip:{target.number}@{plan.domain}"
+            if first:
+                KSR.seturi(uri)
+                if KSR.registrar.lookup("location") < 0:
+                    return 0
+                return 1 + int(KSR.pv.get("$branch(count)") or 0) - count
+            if KSR.registrar.lookup_to_dset("location", uri) < 0:
+                return 0
+            return int(KSR.pv.get("$branch(count)") or 0) - count
+        if target.kind == "tel" and plan.trunks:
+            uri = f"sip:{target.number}@{plan.trunks[0].host}"
+            if first:
+                KSR.seturi(uri)
+            else:
+                KSR.corex.append_branch_uri(uri)
+            return 1
+        return 0
 
     def relay_next(self, plan: Plan, state: CallState) -> bool:
-        """Send the INVITE to the next destination that can take it."""
+        """Send the INVITE to the next destination(s) that can take it."""
         call_id = KSR.pv.get("$ci")
-        while (target := self.next_target(state)) is not None:
+        while targets := self.next_targets(state):
             KSR.resetdsturi()
-            if target.kind == "ext":
-                KSR.seturi(f"sip:{target.number}@{plan.domain}")
-                if KSR.registrar.lookup("location") < 0:
-                    log.info(
-                        "call %s: extension %s is not registered, next", call_id, target.number
-                    )
+            branches: list[Target] = []
+            for target in targets:
+                made = self.add_branches(plan, target, first=not branches)
+                if not made:
+                    log.info("call %s: %s:%s cannot be rung now (not registered), skipped",
+                             call_id, target.kind, target.number)  # fmt: skip
                     state.last_code = state.last_code or 480
-                    continue
-            elif target.kind == "tel" and plan.trunks:
-                KSR.seturi(f"sip:{target.number}@{plan.trunks[0].host}")
-            else:
-                log.info(
-                    "call %s: %s:%s cannot be rung here, next", call_id, target.kind, target.number
-                )
+                branches.extend([target] * made)
+            if not branches:
                 continue
-            state.current = target
+            state.branches = [*state.branches, *branches]
             self.save_state(state)
             # The ring timeout holds whether or not the phone says it rings.
-            KSR.tm.t_set_fr(target.timeout * 1000, target.timeout * 1000)
+            timeout_ms = max(t.timeout for t in targets) * 1000
+            KSR.tm.t_set_fr(timeout_ms, timeout_ms)
             KSR.tm.t_on_failure("ksr_failure_next")
             KSR.tm.t_on_reply("ksr_reply_invite")
-            log.info(
-                "call %s: ringing %s:%s for %ss",
-                call_id,
-                target.kind,
-                target.number,
-                target.timeout,
-            )
+            names = ", ".join(f"{t.kind}:{t.number}" for t in targets)
+            log.info("call %s: ringing %s for %d s", call_id, names, timeout_ms // 1000)
             if KSR.tm.t_relay() > 0:
                 return True
             log.warning("call %s: relay to %s failed", call_id, KSR.pv.get("$ru"))
+            state.branches = state.branches[: len(state.branches) - len(branches)]
         self.save_state(state)
         return False
 
@@ -383,30 +463,44 @@ class Linebox:
         if 200 <= status < 300:
             call_id = KSR.pv.get("$ci")
             if KSR.htable.sht_inc("once", call_id + ":answered") == 1:
-                state = self.load_state()
-                target = state.current if state else None
-                number = target.number if target else ""
-                kind = target.kind if target else ""
-                plan = self.plans.current()
-                extension = plan.extensions.get(number)
-                agent_id = extension.agent_id if extension else ""
-                raw = KSR.htable.sht_get("calls", call_id)
-                if raw:
-                    facts = _facts_dec.decode(raw)
-                    facts.answered_by, facts.answered_kind = number, kind
-                    facts.agent_id = agent_id
-                    KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
-                self.emit(
-                    cdr.CallEvent(
-                        call_id=call_id,
-                        type=cdr.ANSWER,
-                        at=time.time(),
-                        answered_by=number,
-                        answered_kind=kind,
-                        agent_id=agent_id,
-                    )
-                )
+                self.answered(call_id)
         return OK
+
+    def answered(self, call_id: str) -> None:
+        """The first 2xx of a call: who answered, their daily count, the
+        caller's sticky memory, and the `answer` event."""
+        state = self.load_state()
+        index = KSR.pv.get("$T_branch_idx")
+        target = None
+        if state is not None and isinstance(index, int) and 0 <= index < len(state.branches):
+            target = state.branches[index]
+        number = target.number if target else ""
+        kind = target.kind if target else ""
+        extension = self.plans.current().extensions.get(number) if kind == "ext" else None
+        agent_id = extension.agent_id if extension else ""
+        raw = KSR.htable.sht_get("calls", call_id)
+        if raw:
+            facts = _facts_dec.decode(raw)
+            facts.answered_by, facts.answered_kind, facts.agent_id = number, kind, agent_id
+            KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+            member = f"{kind}:{number}"
+            if target and facts.day:
+                KSR.htable.sht_inc("agents", f"{facts.day}:{member}")
+            if target and facts.strategy == "sticky" and facts.tenant and facts.caller:
+                at = time.time()
+                key = sticky.key(facts.tenant, facts.caller)
+                KSR.htable.sht_sets("sticky", key, sticky.value(member, at))
+                self.enqueue(sticky.remember, key, member, at)
+        self.emit(
+            cdr.CallEvent(
+                call_id=call_id,
+                type=cdr.ANSWER,
+                at=time.time(),
+                answered_by=number,
+                answered_kind=kind,
+                agent_id=agent_id,
+            )
+        )
 
     @guarded
     def ksr_reply_route(self, msg) -> int:  # type: ignore[no-untyped-def]
@@ -457,6 +551,14 @@ class Linebox:
         # other side's late requests; the table's autoexpire removes it.
 
     # ------------------------------------------------------------ events
+    @staticmethod
+    def enqueue(task, *args) -> None:  # type: ignore[no-untyped-def]
+        """Queue a worker task; a queue failure is logged, never breaks a call."""
+        try:
+            task(*args)
+        except Exception:
+            log.error("could not queue %s: %s", task.name, traceback.format_exc())
+
     @staticmethod
     def emit(event: cdr.CallEvent) -> None:
         """Hand a call event to the worker. A queue failure is logged and never
