@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     from appliance.sitefile.cli import add_commands
 
     add_commands(sub)
+    from appliance.ops.cli import add_commands as add_ops_commands
+
+    add_ops_commands(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Operating the appliance: first boot, network, doctor, backup and restore."""
