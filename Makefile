@@ -10,7 +10,7 @@ STAMPS := $(VENV)/.stamps
 APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules kamailio-sqlite-modules \
 	kamailio-json-modules kamailio-utils-modules rtpengine-daemon \
 	sip-tester sox espeak-ng python3-venv python3-dev tcpdump
-TEST_APT_PACKAGES :=
+TEST_APT_PACKAGES := redis-server
 
 .PHONY: help run test test-fast lint bench deps clean
 
@@ -39,9 +39,9 @@ deps: $(STAMPS)/apt $(STAMPS)/venv
 # Debian packages: installed only when one is missing, so a prepared machine
 # pays one dpkg-query.
 $(STAMPS)/apt: Makefile
-	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null \
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) $(TEST_APT_PACKAGES) 2>/dev/null \
 		| awk '$$NF != "installed" {print $$1}'; \
-		for p in $(APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+		for p in $(APT_PACKAGES) $(TEST_APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
 	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	if [ -n "$${missing// }" ]; then \
 		echo "installing Debian packages: $$missing"; \

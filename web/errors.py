@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Redirect
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
@@ -21,6 +23,10 @@ log = logging.getLogger("linebox.web")
 _STATUS_BY_ID: dict[str, int] = {
     # Bad settings are the operator's to fix, not the API client's.
     "invalid-settings": 500,
+    "unauthorized": 401,
+    "login-failed": 401,
+    "login-locked": 429,
+    "forbidden": 403,
 }
 
 # For Litestar's own HTTP errors (unknown route, wrong method, ...).
@@ -112,8 +118,18 @@ def validation_error(
     return _error_response(400, "invalid-request", detail or exc.detail, {"errors": errors})
 
 
-def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorOut]:
+def _wants_page(request: Request[Any, Any, Any]) -> bool:
+    path = request.url.path
+    return request.method == "GET" and not path.startswith("/api/") and not path.startswith("/ws")
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if status == 401 and _wants_page(request):
+        # A person who is not logged in (or whose session ended) logs in, then
+        # comes back here.
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return Redirect(f"/login?next={quote(target, safe='/')}", status_code=303)
     error_id = _ID_BY_STATUS.get(status, f"http-{status}")
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, exc.detail)

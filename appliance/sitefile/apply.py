@@ -422,6 +422,10 @@ async def _plan(desired: _Desired, dry_run: bool) -> _Plan:
                 _user_password(row, old, desired.passwords.get(row["login"]), dry_run)
             if name == "prompt":
                 _prompt_file(row, old, desired, key, plan)
+            if name == "tenant" and old is not None:
+                # The file's balance is the opening balance: once the tenant
+                # exists its balance moves only by calls and top-ups (ledger).
+                row.pop("balance_fen", None)
             if old is None:
                 plan.inserts.append((name, row))
                 result.changes.append(f"+ {label(row)}")
@@ -560,8 +564,33 @@ async def _write(plan: _Plan) -> None:
         rows = [table(**_db_values(kind, row, tenant_id)) for n, row in plan.inserts if n == name]
         if rows:
             await table.insert(*rows)
+    await _opening_balances(plan)
     if "tenant" in deletes:
         await Tenant.delete().where(Tenant._meta.primary_key.is_in(deletes["tenant"]))
+
+
+async def _opening_balances(plan: _Plan) -> None:
+    """A new tenant's balance from the file is its opening balance, booked in
+    the ledger (appliance.billing.ledger)."""
+    import datetime as dt
+
+    from appliance.tables import LedgerEntry
+
+    ids = await _tenant_ids()
+    for name, row in plan.inserts:
+        if name == "tenant" and row.get("balance_fen"):
+            await LedgerEntry.insert(
+                LedgerEntry(
+                    tenant=ids[row["slug"]],
+                    ref=f"opening:{row['slug']}:{ids[row['slug']]}",
+                    at=dt.datetime.now(dt.UTC),
+                    kind="opening",
+                    amount_fen=row["balance_fen"],
+                    balance_after_fen=row["balance_fen"],
+                    by="site file",
+                    note="opening balance",
+                )
+            )
 
 
 async def _tenant_ids() -> dict[str, int]:

@@ -8,9 +8,16 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
+from web.auth import CurrentUser
 from web.dependencies import AppSettings
 from web.domain.calls import services
-from web.domain.calls.schemas import CALL_STATUSES, CallFilters, CallRecordList, CallRecordOut
+from web.domain.calls.schemas import (
+    CALL_STATUSES,
+    CallFilters,
+    CallRecordList,
+    CallRecordOut,
+    status_label,
+)
 from web.errors import BAD_REQUEST, error_response_spec
 
 PAGE_SIZE = 100
@@ -29,6 +36,7 @@ class CallController(Controller):
     )
     async def list_calls(
         self,
+        principal: CurrentUser,
         settings: AppSettings,
         status: Annotated[
             str | None,
@@ -68,7 +76,7 @@ class CallController(Controller):
             since=services.parse_datetime("since", since, settings.timezone),
             until=services.parse_datetime("until", until, settings.timezone),
         )
-        return await services.list_calls(filters, limit=limit, offset=offset)
+        return await services.list_calls(principal, filters, limit=limit, offset=offset)
 
     @get(
         "/{call_id:str}",
@@ -77,9 +85,11 @@ class CallController(Controller):
         responses={**BAD_REQUEST, 404: error_response_spec("No such call (`call-not-found`)")},
     )
     async def get_call(
-        self, call_id: Annotated[str, Parameter(description="The SIP Call-ID")]
+        self,
+        principal: CurrentUser,
+        call_id: Annotated[str, Parameter(description="The SIP Call-ID")],
     ) -> CallRecordOut:
-        return await services.get_call(call_id)
+        return await services.get_call(principal, call_id)
 
 
 def _duration(seconds: int) -> str:
@@ -99,7 +109,7 @@ def _row(call: CallRecordOut, zone: ZoneInfo) -> dict[str, Any]:
         "answered_by": call.answered_by
         + (f" ({call.agent_id})" if call.answered_by and call.agent_id else ""),
         "status": call.status,
-        "status_label": CALL_STATUSES.get(call.status, call.status),
+        "status_label": status_label(call.status),
         "talk": _duration(call.talk_seconds) if answered or call.talk_seconds else "",
     }
 
@@ -109,9 +119,9 @@ class CallPageController(Controller):
     include_in_schema = False
 
     @get("/", operation_id="callsPage")
-    async def calls_page(self, settings: AppSettings) -> Template:
+    async def calls_page(self, principal: CurrentUser, settings: AppSettings) -> Template:
         zone = ZoneInfo(settings.timezone)
-        page = await services.list_calls(CallFilters(), limit=PAGE_SIZE, offset=0)
+        page = await services.list_calls(principal, CallFilters(), limit=PAGE_SIZE, offset=0)
         return Template(
             template_name="calls/list.html",
             context={
@@ -127,4 +137,4 @@ class CallPageController(Controller):
 @get("/", operation_id="home", include_in_schema=False)
 async def home() -> Redirect:
     # The call list is the only page so far; a dashboard will take its place.
-    return Redirect("/calls")
+    return Redirect("/dashboard")

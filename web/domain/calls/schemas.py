@@ -5,16 +5,33 @@ from datetime import datetime
 import msgspec
 
 CALL_STATUSES: dict[str, str] = {
-    "ringing": "振铃中",
-    "talking": "通话中",
-    "answered": "已接听",
-    "missed": "未接",
-    "busy": "占线",
-    "rejected": "拒接",
-    "cancelled": "已取消",
-    "failed": "失败",
+    "ringing": "ringing",
+    "talking": "talking",
+    "answered": "answered",
+    "missed": "missed",
+    "busy": "busy",
+    "rejected": "rejected",
+    "cancelled": "cancelled",
+    "failed": "failed",
 }
-"""Every status a call record can have, with the label the pages show."""
+"""Every status a call record can have, with the label the pages show
+(translated by `status_label`)."""
+
+
+def status_label(status: str) -> str:
+    from web.i18n import gettext
+
+    labels = {
+        "ringing": gettext("ringing"),
+        "talking": gettext("talking"),
+        "answered": gettext("answered"),
+        "missed": gettext("missed"),
+        "busy": gettext("busy"),
+        "rejected": gettext("rejected"),
+        "cancelled": gettext("cancelled"),
+        "failed": gettext("failed"),
+    }
+    return labels.get(status, status)
 
 
 class CallRecordOut(msgspec.Struct, kw_only=True):

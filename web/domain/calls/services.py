@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 from piccolo.columns.combination import Where
 
+from appliance.auth.core import Principal
 from appliance.errors import NotFound
 from appliance.tables import CallRecord
+from web.auth import scoped
 from web.domain.calls.schemas import CALL_STATUSES, CallFilters, CallRecordList, CallRecordOut
 from web.errors import InvalidRequest
 
@@ -62,8 +64,17 @@ def parse_datetime(key: str, value: str | None, timezone: str) -> datetime | Non
     return moment
 
 
-def _conditions(filters: CallFilters) -> list[Where]:
-    conditions: list[Any] = []
+def visible(principal: Principal) -> list[Where]:
+    """The calls a principal may see: their tenant's (all for an operator);
+    an agent only the calls their own extension answered."""
+    conditions: list[Any] = scoped(principal, CallRecord.tenant, [])
+    if principal.role == "agent":
+        conditions.append(CallRecord.answered_by == (principal.extension or "\0"))
+    return conditions
+
+
+def _conditions(principal: Principal, filters: CallFilters) -> list[Where]:
+    conditions: list[Any] = visible(principal)
     if filters.status is not None:
         conditions.append(CallRecord.status == filters.status)
     if filters.hotline is not None:
@@ -79,8 +90,10 @@ def _conditions(filters: CallFilters) -> list[Where]:
     return conditions
 
 
-async def list_calls(filters: CallFilters, limit: int, offset: int) -> CallRecordList:
-    conditions = _conditions(filters)
+async def list_calls(
+    principal: Principal, filters: CallFilters, limit: int, offset: int
+) -> CallRecordList:
+    conditions = _conditions(principal, filters)
     query = (
         CallRecord.select(*_COLUMNS)
         .order_by(CallRecord.started_at, CallRecord._meta.primary_key, ascending=False)
@@ -98,8 +111,12 @@ async def list_calls(filters: CallFilters, limit: int, offset: int) -> CallRecor
     )
 
 
-async def get_call(call_id: str) -> CallRecordOut:
-    row = await CallRecord.select(*_COLUMNS).where(CallRecord.call_id == call_id).first()
+async def get_call(principal: Principal, call_id: str) -> CallRecordOut:
+    row = (
+        await CallRecord.select(*_COLUMNS)
+        .where(CallRecord.call_id == call_id, *visible(principal))
+        .first()
+    )
     if row is None:
         raise CallNotFound(f"no call record with Call-ID {call_id!r}", {"call_id": call_id})
     return CallRecordOut(**row)

@@ -12,6 +12,8 @@ from web.domain.health.services import health_report
 class HealthController(Controller):
     path = "/healthz"
     tags = ("health",)
+    # Monitoring polls this without logging in; it tells nothing about tenants.
+    opt = {"public": True}  # noqa: RUF012
 
     @get(
         "/",
