@@ -11,8 +11,12 @@ APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules kamaili
 	kamailio-json-modules kamailio-utils-modules rtpengine-daemon \
 	sip-tester sox espeak-ng python3-venv python3-dev tcpdump
 TEST_APT_PACKAGES := redis-server
+# tests/image: build the .deb, a Debian root filesystem, boot it in a container
+TEST_APT_PACKAGES += debhelper debootstrap systemd-container iproute2 vagrant vagrant-libvirt
+# make image / image-test: a bootable disk, qcow2, Vagrant box, QEMU (TCG)
+IMAGE_APT_PACKAGES := qemu-utils qemu-system-x86 fdisk openssh-client
 
-.PHONY: help run test test-fast lint bench deps clean
+.PHONY: help run test test-fast lint bench deps clean deb image image-test
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -58,6 +62,25 @@ $(STAMPS)/apt: Makefile
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test,dev]'
+	@mkdir -p $(STAMPS) && touch $@
+
+deb: deps ## build the linebox Debian package into build/
+	packaging/build-deb.sh build
+
+image: deps $(STAMPS)/apt-image ## the appliance image: build/linebox.raw, .qcow2 and the Vagrant box
+	packaging/image/build-image.sh build
+
+image-test: image ## boot the image under QEMU (TCG) and probe it; backup on one boot, restore on another
+	LINEBOX_VM_TEST=1 $(VENV)/bin/pytest -p no:cacheprovider tests/image/test_vm.py $(PYTEST_ARGS)
+
+$(STAMPS)/apt-image: Makefile
+	@missing=$$(for p in $(IMAGE_APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q ' installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	@mkdir -p $(STAMPS) && touch $@
 
 clean: ## remove the venv and the demo data (./var)

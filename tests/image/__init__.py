@@ -1,0 +1,1 @@
+"""The appliance image: the .deb booted in a container, the Vagrantfile, the VM image."""
