@@ -186,11 +186,13 @@ async def merge_event(event: CallEvent, now: dt.datetime | None = None) -> Effec
 
 
 def settleable(row: Any) -> bool:
-    """A closed record can be settled, unless it says answered and its answer
-    (which sets the talk time) has not arrived yet: the sweep settles those
-    whose answer never comes."""
+    """A closed record can be settled once the call's facts (tenant, hotline:
+    from `start`, or from the one `end` of a refused call) are in, and, if it
+    says answered, its answer (which sets the talk time) too. The sweep
+    settles those whose missing event never comes."""
     return bool(
         row.ended_at is not None
         and not row.billed
+        and row.kind
         and (row.status != "answered" or row.answered_at is not None)
     )
