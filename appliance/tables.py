@@ -199,6 +199,62 @@ class CallRecord(Table, tablename="call_record"):
     ring_seconds = Integer(default=0)
 
 
+# --- the portal's login state (web/, appliance/auth/) ---------------------------
+
+
+class UserAuth(Table, tablename="user_auth"):
+    """What the portal keeps about a user beyond the site file: lock-out,
+    TOTP, the agent's extension. One row per user, made on first need."""
+
+    user = ForeignKey(User, unique=True, on_delete=OnDelete.cascade)
+    failed_logins = SmallInt(default=0)
+    locked_until = Timestamptz(null=True, default=None)
+    totp_secret = Varchar(length=64, default="")
+    """Base32; empty when TOTP is off."""
+    totp_last_step = BigInt(default=0)
+    """The last time step whose code was accepted: a code works once."""
+    extension = Varchar(length=32, default="")
+    """For an agent: the extension whose calls, voicemail and recordings are theirs."""
+    password_changed_at = Timestamptz(null=True, default=None)
+
+
+class LoginThrottle(Table, tablename="login_throttle"):
+    """Failed logins by what was typed (e-mail or hotline number), known user or
+    not, so lock-out says nothing about which logins exist."""
+
+    identifier = Varchar(length=255, unique=True)
+    failures = SmallInt(default=0)
+    locked_until = Timestamptz(null=True, default=None)
+    last_failure_at = Timestamptz(null=True, default=None)
+
+
+class WebSession(Table, tablename="web_session"):
+    """A logged-in browser. The cookie holds a random token; only its HMAC
+    (keyed with the appliance's secret) is stored."""
+
+    token_hash = Varchar(length=64, unique=True)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    created_at = Timestamptz()
+    last_seen_at = Timestamptz()
+    expires_at = Timestamptz()
+    mfa_pending = Boolean(default=False)
+    """Password given, TOTP code not yet: the session opens nothing but the code page."""
+    address = Varchar(length=64, default="")
+    user_agent = Varchar(length=255, default="")
+
+
+class ApiToken(Table, tablename="api_token"):
+    """A bearer token for automation, acting as its user. Only a hash is stored."""
+
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    name = Varchar(length=64)
+    token_hash = Varchar(length=64, unique=True)
+    prefix = Varchar(length=16)
+    """The token's first characters, to tell tokens apart in a list."""
+    created_at = Timestamptz()
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
 TABLES: list[type[Table]] = [
     ApplianceSetting,
     Trunk,
@@ -212,4 +268,8 @@ TABLES: list[type[Table]] = [
     Hotline,
     StickyMemory,
     CallRecord,
+    UserAuth,
+    LoginThrottle,
+    WebSession,
+    ApiToken,
 ]

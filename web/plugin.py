@@ -25,6 +25,7 @@ from web.domain.account.controllers import AccountApiController, AccountPageCont
 from web.domain.auth.controllers import LoginController, logout
 from web.domain.calls.controllers import CallController, CallPageController, home
 from web.domain.health.controllers import HealthController
+from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.errors import EXCEPTION_HANDLERS
 from web.i18n import LanguageMiddleware
 from web.security import add_security_headers
@@ -40,6 +41,8 @@ CONTROLLERS: list[Any] = [
     AccountPageController,
     CallController,
     CallPageController,
+    HotlineController,
+    HotlinePageController,
     home,
 ]
 

@@ -44,7 +44,11 @@ def configure(environment: Any, settings: Settings) -> None:
             "agent": i18n.gettext("agent"),
         }.get(role, role)
 
+    def class_label(grade: str) -> str:
+        return i18n.gettext("special (特号)") if grade == "special" else grade
+
     environment.globals.update(
+        class_label=class_label,
         role_label=role_label,
         current_user=current_user,
         csrf_value=csrf,

@@ -297,6 +297,10 @@ async def _principal(user_id: int, **extra: Any) -> Principal | None:
     elif user["role"] != "operator":
         return None  # a tenant-less user who is no operator may see nothing
     role = user["role"] if user["role"] in ROLES else "agent"
+    if role == "operator" and user["tenant"] is not None:
+        # Operators belong to no tenant; a tenant's user who calls itself one
+        # (a site file can say so) gets no more than the tenant's owner.
+        role = "owner"
     extension = ""
     if role == "agent":
         auth = await _auth_row(user_id)

@@ -214,3 +214,12 @@ def test_user_totp_is_checked_once(site: Settings) -> None:
     code = totp.code_at(secret, totp.now_step())
     assert run(core.verify_totp(uid, code))
     assert not run(core.verify_totp(uid, code))  # replayed
+
+
+def test_a_tenants_user_named_operator_is_only_an_owner(site: Settings) -> None:
+    uid = user_id("owner@acme.example")
+    User.update({User.role: "operator"}).where(User.login == "owner@acme.example").run_sync()
+    principal = run(core.principal_for_session(KEY, run(core.create_session(KEY, uid))))
+    assert principal is not None
+    assert (principal.role, principal.tenant_slug) == ("owner", "acme")
+    assert principal.tenant_id is not None

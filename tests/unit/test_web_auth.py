@@ -24,7 +24,7 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
         yield c
 
 
-@pytest.mark.parametrize("path", ["/calls", "/account"])
+@pytest.mark.parametrize("path", ["/calls", "/account", "/hotlines", "/hotlines/4001234567"])
 def test_pages_send_strangers_to_the_login_page(client: TestClient, path: str) -> None:
     response = client.get(path + "?x=1", follow_redirects=False)
 
@@ -32,7 +32,7 @@ def test_pages_send_strangers_to_the_login_page(client: TestClient, path: str) -
     assert response.headers["location"] == f"/login?next={path}%3Fx%3D1"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/calls", "/api/v1/me"])
+@pytest.mark.parametrize("path", ["/api/v1/calls", "/api/v1/me", "/api/v1/hotlines"])
 def test_api_without_credentials_is_401(client: TestClient, path: str) -> None:
     response = client.get(path)
 
