@@ -6,6 +6,7 @@ a temporary data directory, plus sipp agents and callers.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import random
 import re
@@ -80,6 +81,33 @@ def pids_under(root: Path) -> list[int]:
 
 
 @dataclass
+class Agent:
+    """A sipp phone registered as an extension."""
+
+    extension: str
+    port: int
+    log_file: Path
+    proc: subprocess.Popen[bytes]
+
+    def events(self) -> list[tuple[str, float]]:
+        """What the phone saw, in order: ("INVITE", unix time), ("CANCEL", …)."""
+        if not self.log_file.exists():
+            return []
+        found = re.findall(
+            r"^(INVITE|CANCEL) (\d{4}-\d\d-\d\d)\s+(\d\d:\d\d:\d\d(?:\.\d+)?)",
+            self.log_file.read_text(),
+            re.MULTILINE,
+        )
+        return [
+            (kind, dt.datetime.fromisoformat(f"{day} {clock}").timestamp())
+            for kind, day, clock in found
+        ]
+
+    def invites(self) -> list[float]:
+        return [at for kind, at in self.events() if kind == "INVITE"]
+
+
+@dataclass
 class SippResult:
     returncode: int
     result: str
@@ -139,22 +167,21 @@ class Appliance:
 
     def agent(
         self, extension: str, password: str, scenario: str = "agent_answer.xml", calls: int = 1
-    ) -> int:
+    ) -> Agent:
         """Start a phone for `extension` that handles `calls` calls with the
-        scenario, and register it. Returns its SIP port."""
+        scenario, and register it."""
         port = free_port()
         media = free_port_block(4)
         argv = self._sipp_argv(
             scenario, port, "-mi", "127.0.0.1", "-mp", str(media), "-m", str(calls)
         )
         out = open(self.root / f"sipp-agent-{extension}-{port}.out", "wb")  # noqa: SIM115
-        self.sipp_procs.append(
-            subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
-        )
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.root)
+        self.sipp_procs.append(proc)
         out.close()
         result = self.register(extension, password, contact_port=port)
         assert result.result == "RESULT 200", f"{extension} could not register: {result}"
-        return port
+        return Agent(extension, port, self.root / f"sipp-{scenario}-{port}.log", proc)
 
     def register(
         self, user: str, password: str, contact_port: int = 0, expires: int = 300
@@ -288,6 +315,23 @@ class Appliance:
     def kamailio_log(self) -> str:
         path = self.settings.paths.run_dir / "kamailio.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def restart_kamailio(self) -> None:
+        """Stop Kamailio and start it again with the same settings (shared
+        memory is gone: only what Kamailio loads at start survives)."""
+        kamailio = services.kamailio_service(self.settings)
+        old = next(p for p in self.procs if p.args[0] == kamailio.argv[0])
+        services.stop_process(old)
+        self.procs.remove(old)
+        proc = services.spawn(kamailio, self.settings.paths.run_dir / "kamailio.log")
+        self.procs.append(proc)
+        services.wait_ready(kamailio, proc, timeout=30)
+
+    def apply(self, site: str) -> subprocess.CompletedProcess[str]:
+        """Apply another site file to the running appliance."""
+        site_file = self.root / "site-next.toml"
+        site_file.write_text(site.replace("{trunk}", f"127.0.0.1:{self.trunk_port}"), "utf-8")
+        return self.linebox("apply", str(site_file))
 
     def stop(self) -> None:
         for proc in self.sipp_procs:

@@ -114,7 +114,7 @@ def test_busy_first_agent_fails_over_to_the_second(linebox: Appliance) -> None:
 
 
 def test_unanswered_first_agent_times_out_and_the_second_answers(linebox: Appliance) -> None:
-    linebox.agent("1001", PASSWORDS["1001"], scenario="agent_no_answer.xml")
+    silent = linebox.agent("1001", PASSWORDS["1001"], scenario="agent_no_answer.xml")
     linebox.agent("1002", PASSWORDS["1002"])
     started = time.monotonic()
     result = linebox.call("4001234567")
@@ -124,6 +124,9 @@ def test_unanswered_first_agent_times_out_and_the_second_answers(linebox: Applia
     record = linebox.record(result.call_id)
     assert (record["status"], record["answered_by"]) == ("answered", "1002")
     assert record["ring_seconds"] >= 5
+    # 1001 rang (180) for the whole ring timeout, then was cancelled.
+    (_, invited), (_, cancelled) = silent.events()
+    assert 4.8 <= cancelled - invited <= 6
 
 
 def test_every_agent_busy_gives_the_caller_busy(linebox: Appliance) -> None:
