@@ -84,3 +84,7 @@ class CallFilters(msgspec.Struct, kw_only=True):
     """Inclusive, timezone-aware."""
     until: datetime | None = None
     """Exclusive, timezone-aware."""
+    agent: str | None = None
+    """The extension that answered."""
+    region: str | None = None
+    """An area code (0571) or the start of the region (浙江, 浙江 杭州)."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from piccolo.columns.combination import Where
 
 from appliance.auth.core import Principal
 from appliance.errors import NotFound
+from appliance.settings import Settings
 from appliance.tables import CallRecord
 from web.auth import scoped
 from web.domain.calls.schemas import CALL_STATUSES, CallFilters, CallRecordList, CallRecordOut
@@ -47,6 +49,15 @@ def parse_caller(value: str | None) -> tuple[str | None, str | None]:
     return None, prefix
 
 
+def parse_region(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if any(c in value for c in "%_") or len(value) > 64:
+        raise InvalidRequest("region", f"{value!r}: give an area code (0571) or a region (浙江)")
+    return value
+
+
 def parse_datetime(key: str, value: str | None, timezone: str) -> datetime | None:
     """An ISO 8601 date or date-time; without an offset it is in the appliance's
     time zone, as a person reading the portal's clock would mean it."""
@@ -73,7 +84,7 @@ def visible(principal: Principal) -> list[Where]:
     return conditions
 
 
-def _conditions(principal: Principal, filters: CallFilters) -> list[Where]:
+def where_clauses(principal: Principal, filters: CallFilters) -> list[Where]:
     conditions: list[Any] = visible(principal)
     if filters.status is not None:
         conditions.append(CallRecord.status == filters.status)
@@ -87,13 +98,20 @@ def _conditions(principal: Principal, filters: CallFilters) -> list[Where]:
         conditions.append(CallRecord.started_at >= filters.since)
     if filters.until is not None:
         conditions.append(CallRecord.started_at < filters.until)
+    if filters.agent is not None:
+        conditions.append(CallRecord.answered_by == filters.agent)
+    if filters.region is not None:
+        conditions.append(
+            (CallRecord.caller_area_code == filters.region)
+            | CallRecord.caller_region.like(filters.region + "%")
+        )
     return conditions
 
 
 async def list_calls(
     principal: Principal, filters: CallFilters, limit: int, offset: int
 ) -> CallRecordList:
-    conditions = _conditions(principal, filters)
+    conditions = where_clauses(principal, filters)
     query = (
         CallRecord.select(*_COLUMNS)
         .order_by(CallRecord.started_at, CallRecord._meta.primary_key, ascending=False)
@@ -120,3 +138,43 @@ async def get_call(principal: Principal, call_id: str) -> CallRecordOut:
     if row is None:
         raise CallNotFound(f"no call record with Call-ID {call_id!r}", {"call_id": call_id})
     return CallRecordOut(**row)
+
+
+class RecordingNotFound(NotFound):
+    error_id = "recording-not-found"
+
+
+async def recording_path(principal: Principal, settings: Settings, call_id: str) -> Path:
+    """The call's recording file, when the call is the principal's and has one."""
+    column = CallRecord._meta.get_column_by_name("recording") if _HAS_RECORDING else None
+    row = None
+    if column is not None:
+        row = (
+            await CallRecord.select(column)
+            .where(CallRecord.call_id == call_id, *visible(principal))
+            .first()
+        )
+    if not row or not row["recording"]:
+        raise RecordingNotFound(f"no recording of call {call_id!r}", {"call_id": call_id})
+    path = Path(row["recording"])
+    if not path.is_absolute():
+        path = settings.paths.data_dir / path
+    # Only files inside the data directory are ever served.
+    path = path.resolve()
+    if not path.is_relative_to(settings.paths.data_dir.resolve()) or not path.is_file():
+        raise RecordingNotFound(f"the recording of call {call_id!r} is gone", {"call_id": call_id})
+    return path
+
+
+_HAS_RECORDING = any(c._meta.name == "recording" for c in CallRecord._meta.columns)
+
+
+async def recorded(call_ids: list[str]) -> set[str]:
+    """Which of these calls have a recording (the page shows a player for those)."""
+    if not _HAS_RECORDING or not call_ids:
+        return set()
+    column = CallRecord._meta.get_column_by_name("recording")
+    rows = await CallRecord.select(CallRecord.call_id).where(
+        CallRecord.call_id.is_in(call_ids), column != ""
+    )
+    return {r["call_id"] for r in rows}
