@@ -266,7 +266,7 @@ class Linebox:
             sticky_agent=sticky_agent,
             sticky_at=sticky_at,
         )
-        decision = decide(plan, facts, now)
+        decision = decide(plan, facts, now, explain=False)
         call_id = KSR.pv.get("$ci")
         log.info("call %s: %s → %s %s", call_id, caller, called, decision.trace[-1])
 
@@ -386,8 +386,12 @@ class Linebox:
             for target in targets:
                 made = self.add_branches(plan, target, first=not branches)
                 if not made:
-                    log.info("call %s: %s:%s cannot be rung now (not registered), skipped",
-                             call_id, target.kind, target.number)  # fmt: skip
+                    log.info(
+                        "call %s: %s:%s cannot be rung now (not registered), skipped",
+                        call_id,
+                        target.kind,
+                        target.number,
+                    )
                     state.last_code = state.last_code or 480
                 branches.extend([target] * made)
             if not branches:

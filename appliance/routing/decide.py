@@ -101,9 +101,19 @@ def _reject(code: int, reason: str, trace: list[str], base: Decision | None = No
     )
 
 
-def decide(plan: Plan, facts: Facts, now: dt.datetime) -> Decision:
-    """What to do with a new call."""
-    trace: list[str] = []
+class _Trace(list[str]):
+    """The reasons behind a decision. Kamailio asks for the outcome only
+    (`explain=False`), which skips formatting a line per rule passed over."""
+
+    def __init__(self, explain: bool) -> None:
+        super().__init__()
+        self.explain = explain
+
+
+def decide(plan: Plan, facts: Facts, now: dt.datetime, explain: bool = True) -> Decision:
+    """What to do with a new call; with `explain`, the trace says why, rule
+    by rule (the simulator), else only what was decided (Kamailio)."""
+    trace = _Trace(explain)
     called = facts.called
     hotline = plan.hotlines.get(called)
     if hotline is not None:
@@ -127,7 +137,7 @@ def decide(plan: Plan, facts: Facts, now: dt.datetime) -> Decision:
 
 
 def _decide_hotline(
-    plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: list[str]
+    plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: _Trace
 ) -> Decision:
     caller = normalize(facts.caller)
     # Who the call is for: every decision about it carries this.
@@ -151,7 +161,7 @@ def _decide_hotline(
 
 
 def _route_hotline(
-    plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: list[str], hops: int
+    plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: _Trace, hops: int
 ) -> Decision:
     caller = normalize(facts.caller)
     # Who the call is for: every decision about it carries this.
@@ -178,7 +188,9 @@ def _route_hotline(
     if hotline.whitelist and not _listed(caller, hotline.whitelist):
         trace.append("whitelist-only hotline and the caller is not on it")
         return _reject(603, "Decline", trace, common)
-    if hotline.blocked_regions and set(facts.region.names()) & set(hotline.blocked_regions):
+    if hotline.blocked_regions and not frozenset(facts.region.names()).isdisjoint(
+        hotline.blocked_regions
+    ):
         trace.append(f"caller region {'/'.join(facts.region.names())} is blocked")
         return _reject(486, "Busy Here", trace, common)
 
@@ -189,12 +201,32 @@ def _route_hotline(
         )
 
     tenant = plan.tenants.get(hotline.tenant, TenantPlan(slug=hotline.tenant))
-    local = now.astimezone(ZoneInfo(hotline.timezone))
+    local = now.astimezone(_zone(hotline.timezone))
+    region_names = frozenset(facts.region.names())
+    schedule_seen: dict[str, bool] = {}
     destination = ""
     route_label = ""
     for index, route in enumerate(hotline.routes, start=1):
-        if not _route_matches(route, tenant, hotline, plan, facts.region, local, trace, index):
-            continue
+        when = route.when
+        if when is not None:
+            if when.schedule:
+                negate = when.schedule.startswith("!")
+                name = when.schedule.lstrip("!")
+                inside = schedule_seen.get(name)
+                if inside is None:
+                    inside = schedule_seen[name] = _inside(plan, tenant, hotline, name, local)
+                if inside == negate:
+                    if trace.explain:
+                        trace.append(f"route {index} skipped: {_why(hotline, name, inside, local)}")
+                    continue
+            if when.regions and region_names.isdisjoint(when.regions):
+                if trace.explain:
+                    trace.append(
+                        f"route {index} skipped: caller region "
+                        f"{'/'.join(facts.region.names()) or 'unknown'} "
+                        f"is not in {', '.join(when.regions)}"
+                    )
+                continue
         route_label = f"route {index}"
         destination = route.to or _split_pick(route, facts.sequence)
         trace.append(f"route {index} matches → {destination}")
@@ -215,7 +247,7 @@ def _to_destination(
     destination: str,
     facts: Facts,
     route_label: str,
-    trace: list[str],
+    trace: _Trace,
     common: Decision,
     hops: int,
     now: dt.datetime,
@@ -329,52 +361,43 @@ def _chain(
 def _listed(caller: str, entries: tuple[str, ...]) -> bool:
     """Full numbers, prefixes (`139*`) and area codes (`0571`: every fixed
     line of Hangzhou); never suffixes."""
-    for entry in entries:
-        if entry.endswith("*"):
-            if caller.startswith(entry[:-1]):
-                return True
-        elif caller == entry or (_is_area_code(entry) and caller.startswith(entry)):
-            return True
-    return False
+    if not entries:
+        return False
+    exact, prefixes = _matcher(entries)
+    return caller in exact or (bool(prefixes) and caller.startswith(prefixes))
+
+
+@functools.lru_cache(maxsize=4096)
+def _matcher(entries: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    exact = frozenset(e for e in entries if not e.endswith("*"))
+    prefixes = tuple(e[:-1] for e in entries if e.endswith("*"))
+    prefixes += tuple(e for e in exact if _is_area_code(e))
+    return exact, prefixes
 
 
 def _is_area_code(entry: str) -> bool:
     return entry.startswith("0") and 3 <= len(entry) <= 4 and entry.isdigit()
 
 
-def _route_matches(
-    route: RoutePlan,
-    tenant: TenantPlan,
-    hotline: HotlinePlan,
-    plan: Plan,
-    region: Region,
-    local: dt.datetime,
-    trace: list[str],
-    index: int,
+def _inside(
+    plan: Plan, tenant: TenantPlan, hotline: HotlinePlan, name: str, local: dt.datetime
 ) -> bool:
-    when = route.when
-    if when is None:
-        return True
-    if when.schedule:
-        negate = when.schedule.startswith("!")
-        name = when.schedule.lstrip("!")
-        schedule = tenant.schedules.get(name)
-        if hotline.schedule_override:
-            inside = hotline.schedule_override == "day"
-            why = f"the hotline is switched to {hotline.schedule_override} mode"
-        else:
-            inside = schedule is not None and in_schedule(schedule, local, plan.holiday_overrides)
-            why = f"{local:%a %H:%M} is {'inside' if inside else 'outside'} schedule {name}"
-        if inside == negate:
-            trace.append(f"route {index} skipped: {why}")
-            return False
-    if when.regions and not set(region.names()) & set(when.regions):
-        trace.append(
-            f"route {index} skipped: caller region {'/'.join(region.names()) or 'unknown'} "
-            f"is not in {', '.join(when.regions)}"
-        )
-        return False
-    return True
+    """Is the hotline inside the named schedule now (or switched to day)?"""
+    if hotline.schedule_override:
+        return hotline.schedule_override == "day"
+    schedule = tenant.schedules.get(name)
+    return schedule is not None and in_schedule(schedule, local, plan.holiday_overrides)
+
+
+def _why(hotline: HotlinePlan, name: str, inside: bool, local: dt.datetime) -> str:
+    if hotline.schedule_override:
+        return f"the hotline is switched to {hotline.schedule_override} mode"
+    return f"{local:%a %H:%M} is {'inside' if inside else 'outside'} schedule {name}"
+
+
+@functools.lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def in_schedule(

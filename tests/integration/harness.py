@@ -340,7 +340,7 @@ class Appliance:
             services.stop_process(proc)
 
 
-def make_settings(root: Path) -> settings_mod.Settings:
+def make_settings(root: Path, overrides: dict[str, str] | None = None) -> settings_mod.Settings:
     media_base = free_port_block(200)
     environ = {
         "LINEBOX_CONFIG": str(root / "no-config.toml"),
@@ -354,15 +354,18 @@ def make_settings(root: Path) -> settings_mod.Settings:
         "LINEBOX_MEDIA_PORT_MIN": str(media_base),
         "LINEBOX_MEDIA_PORT_MAX": str(media_base + 199),
         "LINEBOX_WEB_PORT": str(free_port()),
+        **(overrides or {}),
     }
     return settings_mod.load(environ=environ)
 
 
 @contextlib.contextmanager
-def appliance(root: Path, site: str, web: bool = False) -> Iterator[Appliance]:
+def appliance(
+    root: Path, site: str, web: bool = False, overrides: dict[str, str] | None = None
+) -> Iterator[Appliance]:
     """A running linebox with `site` applied ({trunk} in it is replaced by the
     trunk peer's address)."""
-    settings = make_settings(root)
+    settings = make_settings(root, overrides)
     trunk_port = free_port()
     app = Appliance(root=root, settings=settings, trunk_port=trunk_port)
     services.prepare_directories(settings)

@@ -15,7 +15,8 @@ from tests.integration.harness import Appliance, appliance
 
 PASSWORD = "ext-{}-secret"
 
-SITE = """
+SITE = (
+    """
 [[trunks]]
 name = "carrier"
 host = "{trunk}"
@@ -24,15 +25,17 @@ dids = ["4001000001", "4001000002", "4001000003", "4001000004", "4001000005", "4
 [[tenants]]
 slug = "acme"
 name = "Acme"
-""" + "".join(
-    f"""
+"""
+    + "".join(
+        f"""
 [[tenants.extensions]]
 number = "{n}"
 password = "ext-{n}-secret"
 agent_id = "8{n[1:]}"
 """
-    for n in ("1001", "1002", "1003", "1004", "1005", "1006")
-) + """
+        for n in ("1001", "1002", "1003", "1004", "1005", "1006")
+    )
+    + """
 [[tenants.groups]]
 name = "all"
 strategy = "ring_all"
@@ -101,6 +104,7 @@ schedule_override = "night"
 name = "office"
 weekly = ["mon-sun 00:00-24:00"]
 """
+)
 
 
 @pytest.fixture
@@ -145,8 +149,12 @@ def test_sticky_caller_reaches_the_same_agent_after_a_kamailio_restart(
 
     linebox.restart_kamailio()
     for agent in (busy, second):  # phones re-register after the restart
-        assert linebox.register(agent.extension, PASSWORD.format(agent.extension),
-                                contact_port=agent.port).result == "RESULT 200"  # fmt: skip
+        assert (
+            linebox.register(
+                agent.extension, PASSWORD.format(agent.extension), contact_port=agent.port
+            ).result
+            == "RESULT 200"
+        )
     result = linebox.call("4001000003", caller="+8613912345678")
     assert result.result == "RESULT 200", result.output
     assert linebox.record(result.call_id)["answered_by"] == "1002"
