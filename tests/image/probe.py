@@ -13,14 +13,16 @@ import urllib.request
 from appliance import health
 
 
-def sip(host: str, port: int) -> str:
+def sip(host: str, port: int, uri: tuple[str, int] | None = None) -> str:
+    """OPTIONS to host:port; `uri` is the appliance's own address when a
+    port forward stands between (Kamailio answers OPTIONS to itself only)."""
     call_id = f"{secrets.token_hex(8)}@linebox-image-test"
 
     async def ask() -> bytes:
         return await health.udp_exchange(
             host,
             port,
-            lambda local: health.sip_options((host, port), local, call_id),
+            lambda local: health.sip_options(uri or (host, port), local, call_id),
             lambda data: data.startswith(b"SIP/2.0 ") and data[8:9] != b"1",
             timeout=2,
         )
@@ -44,7 +46,8 @@ def https(url: str) -> str:
 def main(argv: list[str]) -> int:
     try:
         if argv[0] == "sip":
-            print(sip(argv[1], int(argv[2])))
+            uri = (argv[3], int(argv[4])) if len(argv) > 4 else None
+            print(sip(argv[1], int(argv[2]), uri))
         elif argv[0] == "https":
             print(https(argv[1]))
         else:

@@ -117,7 +117,7 @@ def _sipp(
     port: int,
     *extra: str,
     background: bool = False,
-):  # type: ignore[no-untyped-def]  # noqa: E501
+):  # type: ignore[no-untyped-def]
     """sipp (the host's) in the container's network namespace, on loopback
     there, talking to the appliance's SIP address."""
     import subprocess

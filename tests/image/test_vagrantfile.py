@@ -23,6 +23,7 @@ def test_vagrantfile_validates(tmp_path: pytest.TempPathFactory) -> None:
             "PATH": "/usr/bin:/bin",
             "HOME": str(tmp_path),
             "VAGRANT_HOME": str(tmp_path),
+            "VAGRANT_DOTFILE_PATH": str(tmp_path / "dot-vagrant"),
             "VAGRANT_DEFAULT_PROVIDER": "libvirt",
             "LINEBOX_SITE": str(ROOT / "examples" / "demo-site.toml"),
         },
