@@ -115,6 +115,25 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    trusted: str = ""
+    """Comma-separated addresses or networks (`10.0.0.0/8, 192.0.2.7`) whose
+    requests are never counted as a flood. The trunks' addresses always are."""
+    ban_seconds: int = 600
+    """How long a source that flooded or guessed passwords gets no answer."""
+    auth_failures: int = 10
+    """Failed authentications from one source within `auth_window` seconds
+    that get it banned (password guessing)."""
+    auth_window: int = 300
+    """The window, in seconds, that `auth_failures` counts over."""
+    flood_requests: int = 50
+    """Requests from one untrusted source within `flood_window` seconds that
+    get it banned (new calls, registrations, anything outside a dialog)."""
+    flood_window: int = 2
+    """The window, in seconds, that `flood_requests` counts over."""
+
+
+@dataclass(frozen=True)
 class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -122,6 +141,7 @@ class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     timezone: str = "Asia/Shanghai"
     """The appliance's default time zone; hotlines may name their own."""
 

@@ -32,6 +32,7 @@ from appliance import settings
 from appliance.numbers import region_of
 from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide
 from appliance.routing.plan import Plan, PlanFile
+from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
 
 # KEMI return codes
@@ -167,6 +168,7 @@ class Linebox:
         self.settings = settings.get()
         self.plans = PlanFile(self.settings.paths.plan_file)
         self.rank = 0
+        self._trusted: tuple[str, Trusted] | None = None
 
     def child_init(self, rank: int) -> int:
         self.rank = rank
@@ -180,6 +182,12 @@ class Linebox:
     # ------------------------------------------------------------ request
     @guarded
     def ksr_request_route(self, msg) -> int:  # type: ignore[no-untyped-def]
+        source = KSR.pv.get("$si")
+        if KSR.htable.sht_get("bans", source) is not None:
+            return OK  # banned: no answer at all
+        if is_scanner(KSR.pv.get("$ua") or ""):
+            self.ban(source, "a scanner's User-Agent")
+            return OK
         if KSR.maxfwd.process_maxfwd(10) < 0:
             KSR.sl.send_reply(483, "Too Many Hops")
             return OK
@@ -194,6 +202,8 @@ class Linebox:
         if KSR.is_ACK():
             # An ACK outside a dialog belongs to a negative reply: tm absorbs it.
             KSR.tm.t_check_trans()
+            return OK
+        if self.flooding(source):
             return OK
         if KSR.tmx.t_precheck_trans() > 0:
             KSR.tm.t_check_trans()  # a retransmission of a request in progress
@@ -225,9 +235,42 @@ class Linebox:
             KSR.auth.consume_credentials()
             return user
         if user:
-            log.info("authentication failed for %s from %s", user, KSR.pv.get("$si"))
+            source = KSR.pv.get("$si")
+            log.info("authentication failed for %s from %s", user, source)
+            guard = self.settings.security
+            window = int(time.time()) // guard.auth_window
+            if KSR.htable.sht_inc("authfail", f"{source}:{window}") >= guard.auth_failures:
+                self.ban(source, f"{guard.auth_failures} failed authentications")
+                return ""
         KSR.auth.auth_challenge(plan.domain, 1)
         return ""
+
+    # ------------------------------------------------------------ defences
+    def trusted(self) -> Trusted:
+        plan = self.plans.current()
+        if self._trusted is None or self._trusted[0] != plan.version:
+            trunks = (f"{t.address}:{t.port}" if t.port else t.address for t in plan.trunks)
+            self._trusted = (plan.version, Trusted(self.settings.security.trusted, trunks))
+        return self._trusted[1]
+
+    def flooding(self, source: str) -> bool:
+        """Count an out-of-dialog request from an untrusted source; ban the
+        source once it sends more than its share within the window."""
+        if (source, KSR.pv.get("$sp")) in self.trusted():
+            return False
+        guard = self.settings.security
+        window = int(time.time()) // guard.flood_window
+        if KSR.htable.sht_inc("flood", f"{source}:{window}") > guard.flood_requests:
+            self.ban(source, f"more than {guard.flood_requests} requests in {guard.flood_window} s")
+            return True
+        return False
+
+    def ban(self, source: str, why: str) -> None:
+        """No answer to `source` for `ban_seconds`; logged once per ban, so a
+        flood of junk cannot flood the log."""
+        if KSR.htable.sht_get("bans", source) is None:
+            log.warning("banning %s for %d s: %s", source, self.settings.security.ban_seconds, why)
+            KSR.htable.sht_setxi("bans", source, 1, self.settings.security.ban_seconds)
 
     def route_register(self) -> int:
         plan = self.plans.current()
