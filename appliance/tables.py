@@ -12,6 +12,7 @@ from piccolo.columns import (
     JSON,
     BigInt,
     Boolean,
+    Date,
     ForeignKey,
     Integer,
     OnDelete,
@@ -51,6 +52,14 @@ class Tenant(Table):
     """Set by billing when the prepaid balance runs out (not by the site file)."""
     billing = JSON(default="{}")
     notify = JSON(default="{}")
+    low_balance_noticed = Boolean(default=False)
+    """Set by billing when the low-balance notice went out; cleared by a
+    top-up above the threshold, so one notice is sent per dip, not per call."""
+    suspended_at = Timestamptz(null=True, default=None)
+    """When billing suspended the tenant (the grace period runs from here)."""
+    retention = JSON(default="{}")
+    """Days to keep data, overriding the defaults: `{"recordings_days": 90,
+    "voicemail_days": 90, "call_records_days": 365}`."""
     position = Integer(default=0)
 
 
@@ -197,6 +206,14 @@ class CallRecord(Table, tablename="call_record"):
     cause = Varchar(length=128, default="")
     talk_seconds = Integer(default=0)
     ring_seconds = Integer(default=0)
+    answered_kind = Varchar(length=8, default="")
+    """What answered: `ext` or `tel` (priced by kind)."""
+    cost_fen = BigInt(default=0)
+    billed = Boolean(default=False)
+    """Priced and charged to the tenant's balance (exactly once)."""
+    recording = Varchar(length=512, default="")
+    voicemail = Varchar(length=512, default="")
+    survey_score = SmallInt(null=True, default=None)
 
 
 # --- the portal's login state (web/, appliance/auth/) ---------------------------
@@ -255,6 +272,7 @@ class ApiToken(Table, tablename="api_token"):
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
 
+
 TABLES: list[type[Table]] = [
     ApplianceSetting,
     Trunk,
@@ -273,3 +291,99 @@ TABLES: list[type[Table]] = [
     WebSession,
     ApiToken,
 ]
+
+
+# --- records, billing and notices (appliance/worker, billing, notify) ----------
+
+
+class LedgerEntry(Table, tablename="ledger_entry"):
+    """Money into a tenant's prepaid balance (opening balance, top-ups,
+    adjustments) with the balance after it. Call charges are on the call
+    records (`CallRecord.cost_fen`)."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    ref = Varchar(length=128, unique=True)
+    """Idempotency key: the same top-up submitted twice is booked once."""
+    at = Timestamptz(index=True)
+    kind = Varchar(length=16)
+    """`opening`, `topup` or `adjust`."""
+    amount_fen = BigInt()
+    balance_after_fen = BigInt()
+    by = Varchar(length=255, default="")
+    """Who booked it (a login, `site file`, `api`)."""
+    note = Text(default="")
+
+
+class MonthlyUsage(Table, tablename="monthly_usage"):
+    """Calls and cost per hotline per month (in the tenant's time zone), for
+    the monthly caps and the monthly deductions."""
+
+    key = Varchar(length=48, unique=True)
+    """`<hotline>|<YYYY-MM>`."""
+    tenant = ForeignKey(Tenant, null=True, on_delete=OnDelete.cascade)
+    hotline = Varchar(length=32)
+    month = Varchar(length=7, index=True)
+    calls = Integer(default=0)
+    cost_fen = BigInt(default=0)
+
+
+class Gateway(Table):
+    """Where notices leave: `email` (SMTP) and `sms` (SMPP or an HTTP webhook).
+    `config` holds the kind's settings; the last outcome is kept for the portal."""
+
+    channel = Varchar(length=8, unique=True)
+    kind = Varchar(length=16)
+    """`smtp`, `smpp` or `webhook`."""
+    config = JSON(default="{}")
+    enabled = Boolean(default=True)
+    last_ok_at = Timestamptz(null=True, default=None)
+    last_error = Text(default="")
+    last_error_at = Timestamptz(null=True, default=None)
+
+
+class Notice(Table):
+    """One SMS or e-mail to send (an outbox): written in the same transaction
+    as what caused it, sent by the worker, retried with backoff; its state
+    is what the portal shows."""
+
+    key = Varchar(length=160, unique=True)
+    """Idempotency key (`missed:<call-id>:sms`): a retried cause never sends twice."""
+    tenant = ForeignKey(Tenant, null=True, on_delete=OnDelete.cascade)
+    kind = Varchar(length=16)
+    """`missed_call`, `low_balance`, `suspended`, `reclaim`, `voicemail`, `alert`."""
+    channel = Varchar(length=8)
+    to = Varchar(length=255)
+    caller = Varchar(length=64, default="", index=True)
+    subject = Varchar(length=255, default="")
+    body = Text(default="")
+    attachment = Varchar(length=512, default="")
+    state = Varchar(length=12, default="pending", index=True)
+    """`pending`, `sending`, `retrying`, `sent` or `failed` (gave up)."""
+    attempts = SmallInt(default=0)
+    last_error = Text(default="")
+    created_at = Timestamptz(index=True)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    sent_at = Timestamptz(null=True, default=None)
+
+
+class CallStat(Table, tablename="call_stat"):
+    """Daily aggregates for reports, one row per tenant, hotline, local day,
+    hour, caller region and agent; recomputed from the call records."""
+
+    tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
+    hotline = Varchar(length=32, default="")
+    day = Date(index=True)
+    hour = SmallInt()
+    region = Varchar(length=64, default="")
+    agent_id = Varchar(length=16, default="")
+    calls = Integer(default=0)
+    answered = Integer(default=0)
+    busy = Integer(default=0)
+    no_answer = Integer(default=0)
+    talk_seconds = BigInt(default=0)
+    cost_fen = BigInt(default=0)
+    survey_count = Integer(default=0)
+    survey_sum = Integer(default=0)
+
+
+TABLES.extend([LedgerEntry, MonthlyUsage, Gateway, Notice, CallStat])
