@@ -198,8 +198,10 @@ def capture(root: Path, sip_port: int) -> Iterator[Path]:
     """tcpdump on loopback of every packet from Kamailio's SIP port."""
     pcap = root / "kamailio-out.pcap"
     proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w", str(pcap)]
-        + ["src", "host", "127.0.0.1", "and", "src", "port", str(sip_port)],
+        [
+            *("tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w", str(pcap)),
+            *("src", "host", "127.0.0.1", "and", "src", "port", str(sip_port)),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -226,8 +228,13 @@ def call_id_of(message: bytes) -> bytes:
 def kamailio_stats(app: Appliance) -> dict[str, int]:
     """Kamailio's core and tm counters, over its binrpc control socket."""
     out = subprocess.run(
-        ["kamcmd", "-s", f"unix:{app.settings.paths.run_dir / 'kamailio_ctl'}"]
-        + ["stats.get_statistics", "all"],
+        [
+            "kamcmd",
+            "-s",
+            f"unix:{app.settings.paths.run_dir / 'kamailio_ctl'}",
+            "stats.get_statistics",
+            "all",
+        ],
         capture_output=True,
         text=True,
         timeout=10,
@@ -368,8 +375,10 @@ def test_torture_messages_neither_crash_nor_relay(tmp_path: Path) -> None:
             b"OPTIONS soap.beep://192.0.2.103:3002 SIP/2.0",
         ),
         (
-            b"X sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0",
-            b"X sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@127.0.0.1:5 SIP/2.0",
+            b"X sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,"
+            b"weird!*pas$wo~d_too.(doesn't-it)@example.com SIP/2.0",
+            b"X sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,"
+            b"weird!*pas$wo~d_too.(doesn't-it)@127.0.0.1:5 SIP/2.0",
         ),
         (b"SIP/2.0 200 OK", b"SIP/2.0 200 OK"),
     ],
