@@ -1,47 +1,51 @@
 #!/bin/bash
-# assemble-disk.sh ROOTFS_DIR OUTPUT.raw [SIZE] — a BIOS-bootable raw disk
-# (MBR, one ext4 partition, GRUB on the serial console and the screen) from
-# a root filesystem with a kernel and grub-pc in it (build-rootfs.sh vm).
+# assemble-disk.sh ROOTFS_DIR OUTPUT.raw [SIZE_MiB] — a BIOS-bootable raw
+# disk (MBR, one ext4 partition, GRUB on the serial console and the screen)
+# from a root filesystem with a kernel and grub-pc in it (build-rootfs.sh vm).
 #
-# Uses a loop device and a mount (no vfat here: BIOS boot, no EFI partition);
-# both are undone on every exit. No udev either, so GRUB's root= is written
-# as root=UUID=… by hand.
+# No loop device, no mount: the kernel here neither scans loop partitions nor
+# has vfat. The initramfs and GRUB's core image are made inside the tree
+# (systemd-nspawn), the file system is written straight into the disk file
+# at the partition's offset (mkfs.ext4 -d), and GRUB's boot sector and core
+# image are written before it. ROOTFS_DIR is modified (boot files, fstab).
 set -euo pipefail
 ROOTFS=$(realpath "$1")
 OUT=$(realpath -m "$2")
-SIZE=${3:-8G}
-MNT=$(mktemp -d "${TMPDIR:-/tmp}/linebox-disk.XXXXXX")
-LOOP=""
-cleanup() {
-    set +e
-    for m in run sys proc dev/pts dev; do
-        mountpoint -q "$MNT/$m" && umount -l "$MNT/$m"
-    done
-    mountpoint -q "$MNT" && umount "$MNT"
-    [ -n "$LOOP" ] && losetup -d "$LOOP"
-    rmdir "$MNT"
+SIZE_MIB=${3:-8192}
+OFFSET_MIB=1
+
+KVER=$(ls "$ROOTFS/lib/modules" | sort -V | tail -1)
+UUID=$(cat /proc/sys/kernel/random/uuid)
+nspawn() {
+    systemd-nspawn --quiet --keep-unit --register=no --as-pid2 -D "$ROOTFS" "$@"
 }
-trap cleanup EXIT
+[ -e "$ROOTFS/boot/initrd.img-$KVER" ] || nspawn update-initramfs -c -k "$KVER" >/dev/null
+nspawn grub-mkimage -O i386-pc -o /var/tmp/core.img -p "(hd0,msdos1)/boot/grub" \
+    biosdisk part_msdos ext2 serial terminal
+mv "$ROOTFS/var/tmp/core.img" "$ROOTFS.core.img"
+trap 'rm -f "$ROOTFS.core.img"' EXIT
+core_sectors=$(( ($(stat -c %s "$ROOTFS.core.img") + 511) / 512 ))
+[ "$core_sectors" -lt 2047 ] || { echo "GRUB core image too big" >&2; exit 1; }
 
-rm -f "$OUT"
-truncate -s "$SIZE" "$OUT"
-printf 'label: dos\nstart=2048, type=83, bootable\n' | sfdisk -q "$OUT"
-LOOP=$(losetup --show -fP "$OUT")
-for _ in $(seq 50); do
-    [ -b "${LOOP}p1" ] && break
-    partprobe "$LOOP" 2>/dev/null || true
-    sleep 0.2
-done
-[ -b "${LOOP}p1" ] || { echo "no partition device for $LOOP" >&2; exit 1; }
-mkfs.ext4 -q -L linebox-root -E lazy_itable_init=1,lazy_journal_init=1 "${LOOP}p1"
-UUID=$(blkid -s UUID -o value "${LOOP}p1")
-mount "${LOOP}p1" "$MNT"
-cp -a "$ROOTFS"/. "$MNT"/
-echo "UUID=$UUID / ext4 errors=remount-ro,noatime 0 1" >"$MNT/etc/fstab"
-for m in dev dev/pts proc sys run; do mount --bind "/$m" "$MNT/$m"; done
-
-mkdir -p "$MNT/etc/default/grub.d"
-cat >"$MNT/etc/default/grub.d/50-linebox.cfg" <<'GRUB'
+rm -rf "$ROOTFS/boot/grub/i386-pc"
+mkdir -p "$ROOTFS/boot/grub"
+cp -r "$ROOTFS/usr/lib/grub/i386-pc" "$ROOTFS/boot/grub/"
+cat >"$ROOTFS/boot/grub/grub.cfg" <<GRUB
+# Written by linebox's image build; update-grub on the appliance replaces it.
+set timeout=1
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+insmod part_msdos
+insmod ext2
+search --no-floppy --fs-uuid --set=root $UUID
+menuentry 'linebox (Debian 12)' {
+  linux /boot/vmlinuz-$KVER root=UUID=$UUID ro quiet console=tty0 console=ttyS0,115200n8 net.ifnames=0
+  initrd /boot/initrd.img-$KVER
+}
+GRUB
+mkdir -p "$ROOTFS/etc/default/grub.d"
+cat >"$ROOTFS/etc/default/grub.d/50-linebox.cfg" <<'GRUB'
 GRUB_TIMEOUT=1
 GRUB_DISTRIBUTOR="linebox"
 GRUB_CMDLINE_LINUX_DEFAULT="quiet"
@@ -50,14 +54,18 @@ GRUB_TERMINAL="serial console"
 GRUB_SERIAL_COMMAND="serial --speed=115200"
 GRUB_DISABLE_OS_PROBER=true
 GRUB
-# grub-pc upgrades install to the disk by its stable name, without asking.
-echo "grub-pc grub-pc/install_devices multiselect /dev/vda" | chroot "$MNT" debconf-set-selections
-chroot "$MNT" update-initramfs -c -k all >/dev/null
-chroot "$MNT" grub-install --target=i386-pc "$LOOP" 2>&1 | grep -v "^Installing for" || true
-chroot "$MNT" update-grub 2>/dev/null
-sed -i "s|root=${LOOP}p1|root=UUID=$UUID|g" "$MNT/boot/grub/grub.cfg"
-grep -q "root=UUID=$UUID" "$MNT/boot/grub/grub.cfg" || { echo "grub.cfg has no root=UUID" >&2; exit 1; }
-rm -rf "$MNT"/var/lib/apt/lists/* "$MNT"/var/cache/apt/*.bin "$MNT"/var/cache/apt/archives/*.deb
-sync
-fstrim "$MNT" 2>/dev/null || true
-echo "$OUT: $(df -BM --output=used "$MNT" | tail -1 | tr -d ' ') used of $SIZE, root UUID $UUID"
+# grub-pc upgrades install to the disk by its name in the VM, without asking.
+echo "grub-pc grub-pc/install_devices multiselect /dev/vda" | nspawn debconf-set-selections
+echo "UUID=$UUID / ext4 errors=remount-ro,noatime 0 1" >"$ROOTFS/etc/fstab"
+rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin
+
+rm -f "$OUT"
+truncate -s "${SIZE_MIB}M" "$OUT"
+printf 'label: dos\nstart=%d, type=83, bootable\n' $((OFFSET_MIB * 2048)) | sfdisk -q "$OUT"
+mkfs.ext4 -q -L linebox-root -U "$UUID" -d "$ROOTFS" \
+    -E offset=$((OFFSET_MIB << 20)),lazy_itable_init=1 "$OUT" "$(( (SIZE_MIB - OFFSET_MIB) * 256 ))"
+# GRUB's boot sector (the first 440 bytes: the partition table stays) and
+# its core image in the gap before the partition.
+dd if="$ROOTFS/usr/lib/grub/i386-pc/boot.img" of="$OUT" bs=440 count=1 conv=notrunc status=none
+dd if="$ROOTFS.core.img" of="$OUT" bs=512 seek=1 conv=notrunc status=none
+echo "$OUT: ${SIZE_MIB} MiB disk, $(du -m "$OUT" | cut -f1) MiB used, root UUID $UUID"

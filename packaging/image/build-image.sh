@@ -23,10 +23,11 @@ step deb "$HERE/../build-deb.sh" "$OUT"
 DEB=$(ls -t "$OUT"/linebox_*_amd64.deb | head -1)
 step rootfs-cached "$HERE/build-rootfs.sh" vm
 step rootfs "$HERE/install-rootfs.sh" vm "$DEB" "$OUT/rootfs-vm"
-step disk "$HERE/assemble-disk.sh" "$OUT/rootfs-vm" "$OUT/linebox.raw" 8G
-rm -rf "$OUT/rootfs-vm"
+step disk "$HERE/assemble-disk.sh" "$OUT/rootfs-vm" "$OUT/linebox.raw" 8192
 step qcow2 qemu-img convert -c -O qcow2 "$OUT/linebox.raw" "$OUT/linebox.qcow2"
-step box "$HERE/make-box.sh" "$OUT/linebox.raw" "$OUT/linebox-libvirt.box"
+# The Vagrant box alone gets a `vagrant` user with Vagrant's insecure key.
+step box "$HERE/make-box.sh" "$OUT/rootfs-vm" "$OUT/linebox-libvirt.box"
+rm -rf "$OUT/rootfs-vm"
 echo "total $(( $(date +%s) - total0 )) s" | tee -a "$STEPS"
 du -h --apparent-size "$OUT/linebox.raw" | sed 's/^/apparent /'
 du -h "$OUT/linebox.raw" "$OUT/linebox.qcow2" "$OUT/linebox-libvirt.box" | tee -a "$STEPS"

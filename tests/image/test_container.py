@@ -136,3 +136,29 @@ def _sipp(
     subprocess.run(argv, cwd=work, capture_output=True, timeout=60)
     found = re.findall(r"RESULT (?:SIP/2\.0 )?(\d{3})", log.read_text() if log.exists() else "")
     return f"RESULT {found[-1]}" if found else "RESULT none"
+
+
+def test_upgrade_keeps_the_data_and_purge_removes_it(
+    container: Container, appliance_rootfs: Path, deb: Path, sip_ready: float
+) -> None:
+    """Last here: it ends with the package purged."""
+    import shutil
+
+    container.run("linebox", "apply", DEMO_SITE, check=True)
+    shutil.copy(deb, appliance_rootfs / "var" / "tmp" / "linebox.deb")
+    # Installing the package over itself takes the upgrade path: stop, replace,
+    # migrate in postinst, start.
+    upgraded = container.run("dpkg", "-i", "/var/tmp/linebox.deb", timeout=300)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    exported = container.run("linebox", "export", check=True).stdout
+    assert "4001234567" in exported and "owner@demo.example.cn" in exported
+    container.wait_for("sip", ADDRESS, "5060", timeout=60)
+    states = container.run("systemctl", "is-active", *UNITS[2:]).stdout.split()
+    assert states == ["active"] * len(UNITS[2:]), f"{states}\n{container.diagnose()}"
+
+    purged = container.run("dpkg", "--purge", "linebox", timeout=300)
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    left = container.run("ls", "-d", "/var/lib/linebox", "/etc/linebox", "/opt/linebox/venv")
+    assert left.stdout.strip() == "", left.stdout
+    states = container.run("systemctl", "is-active", "linebox-kamailio", "linebox-web").stdout
+    assert "active\n" not in states.replace("inactive", "")
