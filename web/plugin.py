@@ -24,8 +24,10 @@ from web.auth import AuthMiddleware
 from web.domain.account.controllers import AccountApiController, AccountPageController
 from web.domain.auth.controllers import LoginController, logout
 from web.domain.calls.controllers import CallController, CallPageController, home
+from web.domain.dashboard.controllers import DashboardController, DashboardPageController, live
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
+from web.domain.sitefile.controllers import SiteFileController, SitePageController
 from web.errors import EXCEPTION_HANDLERS
 from web.i18n import LanguageMiddleware
 from web.security import add_security_headers
@@ -43,6 +45,11 @@ CONTROLLERS: list[Any] = [
     CallPageController,
     HotlineController,
     HotlinePageController,
+    DashboardController,
+    DashboardPageController,
+    live,
+    SiteFileController,
+    SitePageController,
     home,
 ]
 

@@ -24,7 +24,9 @@ def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClie
         yield c
 
 
-@pytest.mark.parametrize("path", ["/calls", "/account", "/hotlines", "/hotlines/4001234567"])
+@pytest.mark.parametrize(
+    "path", ["/calls", "/account", "/hotlines", "/hotlines/4001234567", "/dashboard", "/site"]
+)
 def test_pages_send_strangers_to_the_login_page(client: TestClient, path: str) -> None:
     response = client.get(path + "?x=1", follow_redirects=False)
 

@@ -1,0 +1,1 @@
+"""The dashboard: today at a glance, and calls in progress pushed over WebSocket."""

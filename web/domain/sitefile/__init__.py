@@ -1,0 +1,1 @@
+"""The site file in the browser: download (export) and upload (preview, apply)."""
