@@ -13,6 +13,8 @@ APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules kamaili
 TEST_APT_PACKAGES := redis-server
 # tests/image: build the .deb, a Debian root filesystem, boot it in a container
 TEST_APT_PACKAGES += debhelper debootstrap systemd-container iproute2 vagrant vagrant-libvirt
+# tests/e2e: Playwright drives Debian's Chromium (never a downloaded browser)
+TEST_APT_PACKAGES += chromium
 # make image / image-test: a bootable disk, qcow2, Vagrant box, QEMU (TCG)
 IMAGE_APT_PACKAGES := qemu-utils qemu-system-x86 fdisk openssh-client
 
@@ -39,6 +41,17 @@ bench: deps ## benchmarks (see docs/performance.md)
 	$(VENV)/bin/python -m tests.bench
 
 deps: $(STAMPS)/apt $(STAMPS)/venv
+deps: $(STAMPS)/npm
+
+# Front-end packages (htmx, ECharts) come from npm at build time into
+# node_modules and are copied to web/static/vendor (both gitignored); the
+# portal serves them itself, so it works on a LAN without any CDN.
+VENDOR := web/static/vendor
+$(STAMPS)/npm: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/echarts/dist/echarts.min.js $(VENDOR)/
+	@mkdir -p $(STAMPS) && touch $@
 
 # Debian packages: installed only when one is missing, so a prepared machine
 # pays one dpkg-query.
