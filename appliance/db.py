@@ -37,13 +37,27 @@ def sqlite_path(url: str) -> Path | None:
     return None
 
 
+class LineboxSQLiteEngine(SQLiteEngine):
+    """piccolo's SQLite engine with the pragmas linebox relies on, set on
+    every connection (SQLite keeps them per connection)."""
+
+    async def get_connection(self):  # type: ignore[no-untyped-def]
+        connection = await super().get_connection()
+        # WAL + NORMAL: a commit is a write to the log, not an fsync; the
+        # database stays consistent on power loss, losing at most the last
+        # commits, which the worker's queue redelivers.
+        await connection.execute("PRAGMA synchronous = NORMAL")
+        await connection.execute("PRAGMA busy_timeout = 30000")
+        return connection
+
+
 def make_engine(url: str) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _prepare_sqlite(path)
         # A generous busy timeout: the web app and the worker write concurrently.
-        return SQLiteEngine(path=str(path), timeout=30)
+        return LineboxSQLiteEngine(path=str(path), timeout=30)
     parsed = urlparse(url)
     if parsed.scheme in ("postgresql", "postgres"):
         from piccolo.engine.postgres import PostgresEngine

@@ -132,3 +132,26 @@ def region_of(number: str) -> Region:
     if not province and not area_code:
         return UNKNOWN
     return Region(province=province, city=city, area_code=area_code, mobile=mobile)
+
+
+MOBILE = "mobile"
+FIXED = "fixed"
+SERVICE = "service"
+INTERNATIONAL = "international"
+SPECIAL = "special"
+
+
+def kind_of(number: str) -> str:
+    """What calling this number out through the trunk means, for toll-fraud
+    rules: `mobile` and `fixed` (ordinary), `service` (400/800 numbers),
+    `international`, or `special` (1-prefixed numbers that are not mobiles:
+    premium information lines such as 168/160x, carrier short codes, and the
+    IP-dialling prefixes 179xx/193xx/196xx that lead abroad)."""
+    national = normalize(number)
+    if national.startswith("+"):
+        return INTERNATIONAL
+    if national.startswith(("400", "800")) and len(national) == 10:
+        return SERVICE
+    if national.startswith("1"):
+        return MOBILE if len(national) == 11 else SPECIAL
+    return FIXED

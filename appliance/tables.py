@@ -52,6 +52,8 @@ class Tenant(Table):
     """Set by billing when the prepaid balance runs out (not by the site file)."""
     billing = JSON(default="{}")
     notify = JSON(default="{}")
+    outbound = JSON(default="{}")
+    """What `tel:` destinations may call: international, premium, max_calls."""
     low_balance_noticed = Boolean(default=False)
     """Set by billing when the low-balance notice went out; cleared by a
     top-up above the threshold, so one notice is sent per dip, not per call."""

@@ -76,6 +76,9 @@ class CallState(msgspec.Struct):
     busy: list[Target]
     no_answer: list[Target]
     strategy: str = "sequential"
+    tenant: str = ""
+    outbound: bool = False
+    """Counted in the tenant's calls out through the trunk."""
     phase: str = "ring"
     """`ring`, then `busy` or `no_answer` once a fallback chain takes over."""
     forwards: int = 0
@@ -100,6 +103,8 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     day: str = ""
     """The hotline's local date when the call came in (daily counters)."""
     strategy: str = ""
+    outbound: bool = False
+    answered_at: float = 0.0
     answered_by: str = ""
     answered_kind: str = ""
     agent_id: str = ""
@@ -365,6 +370,7 @@ class Linebox:
             busy=list(decision.busy),
             no_answer=list(decision.no_answer),
             strategy=decision.strategy,
+            tenant=decision.tenant,
             max_forwards=plan.max_forwards,
         )
         if not self.relay_next(plan, state):
@@ -427,6 +433,8 @@ class Linebox:
             KSR.resetdsturi()
             branches: list[Target] = []
             for target in targets:
+                if target.kind == "tel" and not self.count_outbound(plan, state):
+                    continue
                 made = self.add_branches(plan, target, first=not branches)
                 if not made:
                     log.info(
@@ -454,6 +462,27 @@ class Linebox:
             state.branches = state.branches[: len(state.branches) - len(branches)]
         self.save_state(state)
         return False
+
+    def count_outbound(self, plan: Plan, state: CallState) -> bool:
+        """Count the call in its tenant's calls out through the trunk, once;
+        False (and an alert in the log) when the tenant's ceiling is reached."""
+        if state.outbound:
+            return True
+        tenant = plan.tenants.get(state.tenant)
+        ceiling = tenant.max_outbound if tenant else 0
+        if KSR.htable.sht_inc("outbound", state.tenant) > ceiling:
+            KSR.htable.sht_dec("outbound", state.tenant)
+            log.warning("ALERT tenant %s: %d calls out through the trunk at once, refusing more",
+                        state.tenant, ceiling)  # fmt: skip
+            return False
+        state.outbound = True
+        call_id = KSR.pv.get("$ci")
+        raw = KSR.htable.sht_get("calls", call_id)
+        if raw:
+            facts = _facts_dec.decode(raw)
+            facts.outbound = True
+            KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+        return True
 
     @staticmethod
     def save_state(state: CallState) -> None:
@@ -488,6 +517,9 @@ class Linebox:
         KSR.rtpengine.rtpengine_delete("")
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
             return
+        state = self.load_state()
+        if state is not None and state.outbound:
+            KSR.htable.sht_dec("outbound", state.tenant)
         self.emit(
             cdr.CallEvent(
                 call_id=call_id,
@@ -529,6 +561,7 @@ class Linebox:
         if raw:
             facts = _facts_dec.decode(raw)
             facts.answered_by, facts.answered_kind, facts.agent_id = number, kind, agent_id
+            facts.answered_at = time.time()
             KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
             member = f"{kind}:{number}"
             if target and facts.day:
@@ -580,6 +613,8 @@ class Linebox:
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
             return
         facts = _facts_dec.decode(raw)
+        if facts.outbound:
+            KSR.htable.sht_dec("outbound", facts.tenant)
         by = "caller" if KSR.pv.get("$ft") == facts.caller_tag else "callee"
         self.emit(
             cdr.CallEvent(
@@ -592,6 +627,7 @@ class Linebox:
                 answered_by=facts.answered_by,
                 answered_kind=facts.answered_kind,
                 agent_id=facts.agent_id,
+                answered_at=facts.answered_at,
             )
         )
         # Keep the entry a little longer for the BYE's retransmissions and the

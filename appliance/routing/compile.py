@@ -115,6 +115,7 @@ async def compile_plan() -> Plan:
     slug_of = {t["id"]: t["slug"] for t in tenants}
     tz_of = {t["id"]: t["timezone"] or default_tz for t in tenants}
     suspended = {t["id"] for t in tenants if t["suspended"]}
+    outbound = {t["slug"]: _json(t["outbound"]) or {} for t in tenants}
 
     groups: dict[str, dict[str, GroupPlan]] = {t["slug"]: {} for t in tenants}
     for g in await Group.select().order_by(Group.position):
@@ -195,6 +196,9 @@ async def compile_plan() -> Plan:
                 schedules=schedules[slug],
                 menus=tuple(menus[slug]),
                 prompts=prompts[slug],
+                international=bool(outbound[slug].get("international", False)),
+                premium=bool(outbound[slug].get("premium", False)),
+                max_outbound=int(outbound[slug].get("max_calls", 10)),
             )
             for slug in slug_of.values()
         },

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import msgspec
 
-from appliance.numbers import UNKNOWN, Region, normalize
+from appliance.numbers import INTERNATIONAL, SPECIAL, UNKNOWN, Region, kind_of, normalize
 from appliance.routing.plan import (
     GroupPlan,
     HotlinePlan,
@@ -284,8 +284,11 @@ def _to_destination(
     if not ring:
         trace.append(f"{destination} has nothing to ring")
         return _reject(480, "Temporarily Unavailable", trace, common)
-    busy = _chain(tenant, hotline.fallback_busy, facts, now)
-    no_answer = _chain(tenant, hotline.fallback_no_answer, facts, now)
+    ring = _toll_checked(tenant, ring, trace)
+    if not ring:
+        return _reject(480, "Temporarily Unavailable", trace, common)
+    busy = _toll_checked(tenant, _chain(tenant, hotline.fallback_busy, facts, now), trace)
+    no_answer = _toll_checked(tenant, _chain(tenant, hotline.fallback_no_answer, facts, now), trace)
     trace.append(
         f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring)
     )
@@ -356,6 +359,25 @@ def _chain(
         ring, _ = _expand(tenant, destination, facts, CHAIN_DESTINATION_TIMEOUT, now)
         targets.extend(ring)
     return tuple(targets)
+
+
+def _toll_checked(
+    tenant: TenantPlan, targets: tuple[Target, ...], trace: _Trace
+) -> tuple[Target, ...]:
+    """Numbers abroad and premium numbers only where the tenant allows them:
+    the site file refuses such destinations already; this holds even if a
+    plan carries one (toll fraud costs real money)."""
+    kept = []
+    for target in targets:
+        if target.kind == "tel":
+            kind = kind_of(target.number)
+            if (kind == INTERNATIONAL and not tenant.international) or (
+                kind == SPECIAL and not tenant.premium
+            ):
+                trace.append(f"tel:{target.number} refused: {kind} numbers are not allowed")
+                continue
+        kept.append(target)
+    return tuple(kept)
 
 
 def _listed(caller: str, entries: tuple[str, ...]) -> bool:

@@ -103,6 +103,12 @@ class TenantPlan(msgspec.Struct, frozen=True):
     menus: tuple[str, ...] = ()
     prompts: dict[str, str] = {}
     """Prompt name → audio file path ('' when the prompt has no audio yet)."""
+    international: bool = False
+    """May `tel:` destinations call numbers abroad?"""
+    premium: bool = False
+    """May `tel:` destinations call premium and special numbers?"""
+    max_outbound: int = 10
+    """Calls out through the trunk at once, at most."""
 
 
 class TrunkPlan(msgspec.Struct, frozen=True):

@@ -110,7 +110,7 @@ KINDS = {
         "tenant",
         lambda r: r["slug"],
         lambda r: r["slug"],
-        ("billing", "notify"),
+        ("billing", "notify", "outbound"),
         tenant_scoped=False,
     ),
     "user": _Kind(User, "user", lambda r: r["login"], lambda r: r["login"], tenant_scoped=False),
@@ -251,6 +251,13 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
             else _drop_none(
                 {k: getattr(tc.notify, k) for k in ("sms", "email", "missed_call_sms")}
             ),
+            "outbound": {}
+            if tc.outbound is None
+            else {
+                "international": tc.outbound.international,
+                "premium": tc.outbound.premium,
+                "max_calls": tc.outbound.max_calls,
+            },
             "position": ti,
         }
         if tc.billing is not None and tc.billing.balance is not None:

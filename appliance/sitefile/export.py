@@ -200,6 +200,8 @@ async def export_site() -> str:
             table.add("billing", billing)
         if t["notify"]:
             table.add("notify", _table(t["notify"]))
+        if t["outbound"]:
+            table.add("outbound", _table(t["outbound"]))
         sections: list[tuple[str, list[Table]]] = [
             ("users", [_user(u) for u in users[tid]]),
             (

@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from appliance.errors import SiteFileError
+from appliance.numbers import INTERNATIONAL, SPECIAL, kind_of
 from appliance.routing.compile import ScheduleSyntaxError, parse_weekly
 from appliance.sitefile.locate import KeyPath, Locator, render
 
@@ -195,6 +196,18 @@ class HotlineConfig(_Struct, kw_only=True):
     fallback: Fallback | None = None
 
 
+class Outbound(_Struct, kw_only=True):
+    """`[tenants.outbound]`: what a tenant's `tel:` destinations may call
+    through the trunk (toll-fraud limits)."""
+
+    international: bool = False
+    """Numbers abroad (00…, +… other than +86)."""
+    premium: bool = False
+    """Premium and special numbers (168…, 160x…, IP-dialling prefixes, short codes)."""
+    max_calls: int = 10
+    """Calls out through the trunk at once, at most."""
+
+
 class TenantConfig(_Struct, kw_only=True):
     """`[[tenants]]`: a business and everything it owns."""
 
@@ -203,6 +216,7 @@ class TenantConfig(_Struct, kw_only=True):
     timezone: str = ""
     billing: Billing | None = None
     notify: Notify | None = None
+    outbound: Outbound | None = None
     users: list[UserConfig] = []
     extensions: list[ExtensionConfig] = []
     groups: list[GroupConfig] = []
@@ -476,6 +490,7 @@ class _Tenant:
     prompts: set[str]
     schedules: set[str]
     hotlines: set[str]
+    outbound: Outbound = field(default_factory=lambda: Outbound())
     incomplete: set[str] = field(default_factory=set)
     """Kinds with a broken name or number: a reference to them may be to the
     broken one, so it is not reported as unknown."""
@@ -613,12 +628,30 @@ class _Checker:
                 self.p.add(path, f"{dest!r}: a tel: number is 3 to 20 digits, optionally after +")
             elif not self.has_trunk:
                 self.p.add(path, f"{dest!r} needs a trunk to call out: add a [[trunks]] table")
+            else:
+                self.toll(dest, arg, path, t)
         elif kind == "group" and arg not in t.groups:
             self.p.add(path, f"{dest!r} is not a group of tenant {t.slug!r}")
         elif kind == "menu" and arg not in t.menus:
             self.p.add(path, f"{dest!r} is not a menu of tenant {t.slug!r}")
         elif kind == "hotline" and arg not in t.hotlines:
             self.p.add(path, f"{dest!r} is not a hotline of tenant {t.slug!r}")
+
+    def toll(self, dest: str, number: str, path: KeyPath, t: _Tenant) -> None:
+        """International and premium numbers only where the tenant allows them."""
+        kind = kind_of(number)
+        if kind == INTERNATIONAL and not t.outbound.international:
+            self.p.add(
+                path,
+                f"{dest!r} is a number abroad: allow it with "
+                "[tenants.outbound] international = true",
+            )
+        elif kind == SPECIAL and not t.outbound.premium:
+            self.p.add(
+                path,
+                f"{dest!r} is a premium or special number: allow it with "
+                "[tenants.outbound] premium = true",
+            )
 
     def screening(self, entries: list[str], path: KeyPath) -> None:
         for i, entry in enumerate(entries):
@@ -700,7 +733,10 @@ class _Checker:
             prompts={p.name for p in tc.prompts},
             schedules={s.name for s in tc.schedules},
             hotlines={h.number for h in tc.hotlines},
+            outbound=tc.outbound or Outbound(),
         )
+        if tc.outbound is not None:
+            self.int_range(tc.outbound.max_calls, 0, 1000, (*path, "outbound", "max_calls"))
         for kind, items, key in (
             ("ext", tc.extensions, "number"),
             ("group", tc.groups, "name"),

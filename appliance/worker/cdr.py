@@ -61,6 +61,9 @@ class CallEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     """`recording` / `voicemail`: the audio file."""
     score: int = 0
     """`survey`: the caller's satisfaction score."""
+    answered_at: float = 0.0
+    """`end` of an answered call: when it was answered, so the record is
+    complete even if the `answer` event is late or lost."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -150,6 +153,8 @@ async def merge_event(event: CallEvent, now: dt.datetime | None = None) -> Effec
                 row.answered_kind = event.answered_kind or row.answered_kind
             if event.type == ANSWER and row.answered_at is None:
                 row.answered_at = _ts(event.at)
+            elif event.type == END and event.answered_at and row.answered_at is None:
+                row.answered_at = _ts(event.answered_at)
 
         if event.type == RECORDING and event.file:
             row.recording = event.file

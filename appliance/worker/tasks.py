@@ -6,6 +6,7 @@ from appliance.worker import (  # noqa: F401
     notices,
     reports,
     retention,
+    sticky,
     sweep,
     voicemail,
 )

@@ -36,6 +36,7 @@ END = CallEvent(
     cause="BYE from caller",
     answered_by="1001",
     agent_id="8001",
+    answered_at=T0 + 4.2,
 )
 
 FIELDS = (
@@ -75,6 +76,11 @@ def test_events_in_any_order_and_repeated_give_the_same_record(acme: int) -> Non
     for order in itertools.permutations([START, ANSWER, END, END, ANSWER]):
         CallRecord.delete(force=True).run_sync()
         assert merge(*order) == expected
+
+
+def test_a_lost_answer_event_still_gives_the_talk_time(acme: int) -> None:
+    row = merge(START, END)
+    assert (row["status"], row["talk_seconds"], row["ring_seconds"]) == ("answered", 60, 4)
 
 
 def test_a_call_in_progress_is_ringing_then_talking(database: object) -> None:
