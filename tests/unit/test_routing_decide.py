@@ -781,3 +781,31 @@ def test_operator_overrides_close_a_working_day_and_reopen_a_holiday() -> None:
     assert call(overridden, now=shanghai(FRIDAY, "10:00")).target == "voicemail"
     assert call(plain, now=shanghai(NATIONAL_DAY, "10:00")).target == "voicemail"
     assert call(overridden, now=shanghai(NATIONAL_DAY, "10:00")).target == "group:sales"
+
+
+# --- toll fraud -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number", ["0085212345678", "+14155550100", "16801234", "1795113912345678"]
+)
+def test_numbers_abroad_and_premium_numbers_are_never_rung_unless_allowed(number: str) -> None:
+    routes = (RoutePlan(to=f"tel:{number}"),)
+    plan = make_plan(hotline(routes=routes))
+    decision = call(plan)
+    assert_rejected(decision, 480)
+    assert any("refused" in line for line in decision.trace)
+
+    allowed = msgspec.structs.replace(
+        plan,
+        tenants={
+            slug: msgspec.structs.replace(t, international=True, premium=True)
+            for slug, t in plan.tenants.items()
+        },
+    )
+    assert call(allowed).action == "ring"
+
+
+def test_a_mobile_through_the_trunk_is_an_ordinary_destination() -> None:
+    plan = make_plan(hotline(routes=(RoutePlan(to="tel:13912345678"),)))
+    assert rung(call(plan)) == [("tel", "13912345678", 50)]

@@ -461,21 +461,21 @@ BAD = [
     pytest.param(
         'holidays = "cn"            # Chinese',
         'holidays = "cn"\nholiday_overrides = { "2026-13-01" = "closed" }  # Chinese',
-        'appliance.holiday_overrides."2026-13-01": \'2026-13-01\' is not a date',
+        "appliance.holiday_overrides.\"2026-13-01\": '2026-13-01' is not a date",
         "holiday_overrides",
         id="holiday-override-date",
     ),
     pytest.param(
-        'record = true',
+        "record = true",
         'record = true\nschedule_override = "evening"',
         "tenants[0].hotlines[0].schedule_override: 'evening' must be",
         "schedule_override",
         id="schedule-override",
     ),
     pytest.param(
-        'record = true',
+        "record = true",
         'record = true\nanonymous = "maybe"',
-        "tenants[0].hotlines[0].anonymous: 'maybe' must be \"allow\" or \"reject\"",
+        'tenants[0].hotlines[0].anonymous: \'maybe\' must be "allow" or "reject"',
         "anonymous",
         id="anonymous",
     ),
@@ -485,6 +485,20 @@ BAD = [
         "tenants[0].groups[0].sticky_days: 0 is out of range: 1 to 365",
         "sticky_days",
         id="sticky-days",
+    ),
+    pytest.param(
+        'busy = ["tel:13912345678"]',
+        'busy = ["tel:0085212345678"]',
+        "tenants[0].hotlines[0].fallback.busy[0]: 'tel:0085212345678' is a number abroad",
+        'busy = ["tel:0085212345678"]',
+        id="tel-abroad",
+    ),
+    pytest.param(
+        'busy = ["tel:13912345678"]',
+        'busy = ["tel:16801234"]',
+        "tenants[0].hotlines[0].fallback.busy[0]: 'tel:16801234' is a premium or special number",
+        'busy = ["tel:16801234"]',
+        id="tel-premium",
     ),
 ]
 
@@ -712,3 +726,12 @@ def test_any_value_anywhere_is_accepted_or_reported_with_a_line(
         for problem in exc.problems:
             m = re.match(r"line (\d+): ", problem)
             assert m and 1 <= int(m[1]) <= total, problem
+
+
+def test_a_tenant_may_allow_calls_abroad() -> None:
+    allowed = mutate(
+        "missed_call_sms = true",
+        "missed_call_sms = true\n\n[tenants.outbound]\ninternational = true",
+    ).replace('busy = ["tel:13912345678"]', 'busy = ["tel:0085212345678"]')
+    assert "tel:0085212345678" in allowed
+    parse_site(allowed)  # no SiteFileError
