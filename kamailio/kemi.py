@@ -29,6 +29,8 @@ import KSR
 import msgspec
 
 from appliance import settings
+from appliance.media.ng import NgClient, NgError
+from appliance.media.sdp import placeholder_sdp
 from appliance.numbers import region_of
 from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide
 from appliance.routing.plan import Plan, PlanFile
@@ -105,6 +107,12 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     strategy: str = ""
     outbound: bool = False
     answered_at: float = 0.0
+    early_tag: str = ""
+    """The to-tag of the ringback the caller hears (`em-<caller tag>`): the
+    agent's answer re-anchors that same media, so the caller's port stays."""
+    early_sdp: str = ""
+    """The SDP of the ringback's 183, given to phones' own early media too."""
+    record: bool = False
     answered_by: str = ""
     answered_kind: str = ""
     agent_id: str = ""
@@ -174,6 +182,8 @@ class Linebox:
         self.plans = PlanFile(self.settings.paths.plan_file)
         self.rank = 0
         self._trusted: tuple[str, Trusted] | None = None
+        self.ng = NgClient(port=self.settings.media.ng_port, timeout=1.0)
+        self.contact = f"{self.settings.sip_advertised}:{self.settings.sip.port}"
 
     def child_init(self, rank: int) -> int:
         self.rank = rank
@@ -354,15 +364,21 @@ class Linebox:
             KSR.sl.send_reply(503, "Service Unavailable")
             return OK
         KSR.rr.record_route()
+        caller_tag = KSR.pv.get("$ft") or ""
         facts = CallFacts(
             kind=event.kind,
             tenant=decision.tenant,
             hotline=decision.hotline,
             caller=decision.caller,
-            caller_tag=KSR.pv.get("$ft") or "",
+            caller_tag=caller_tag,
             day=day,
             strategy=decision.strategy,
+            record=decision.record,
         )
+        if decision.ringback and has_sdp:
+            facts.early_tag, facts.early_sdp = self.play_ringback(
+                call_id, caller_tag, decision.ringback
+            )
         KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         self.emit(event)
         state = CallState(
@@ -377,6 +393,41 @@ class Linebox:
             self.end_failed_call(state.last_code or 480)
             KSR.sl.send_reply(480, "Temporarily Unavailable")
         return OK
+
+    def play_ringback(self, call_id: str, caller_tag: str, prompt: str) -> tuple[str, str]:
+        """Answer the caller's media with a placeholder (rtpengine, to-tag
+        `em-<caller tag>`), send 183 with that SDP and loop the hotline's
+        ringback prompt until someone answers (企业彩铃). Returns the
+        placeholder tag and the 183's SDP, or ('', '') when the caller hears
+        the plain ring tone."""
+        early_tag = f"em-{caller_tag}"
+        offered = KSR.pv.get("$rb") or ""
+        try:
+            answer = self.ng.command(
+                "answer",
+                **{
+                    "call-id": call_id,
+                    "from-tag": caller_tag,
+                    "to-tag": early_tag,
+                    "sdp": placeholder_sdp(offered),
+                    "replace": ["origin", "session-connection"],
+                    "ICE": "remove",
+                    "transport-protocol": "RTP/AVP",
+                },
+            )
+            KSR.tm.t_newtran()
+            KSR.textops.set_reply_body(answer["sdp"], "application/sdp")
+            KSR.hdr.append_to_reply(f"Contact: <sip:{self.contact}>\r\n")
+            KSR.tm.t_reply(183, "Session Progress")
+            self.ng.command(
+                "play media",
+                **{"call-id": call_id, "from-tag": caller_tag, "file": prompt,
+                   "repeat-times": 1000},
+            )  # fmt: skip
+        except (NgError, KeyError) as exc:
+            log.error("call %s: no ringback (%s), the caller hears the ring tone", call_id, exc)
+            return "", ""
+        return early_tag, answer["sdp"]
 
     @staticmethod
     def next_targets(state: CallState) -> list[Target]:
@@ -514,7 +565,7 @@ class Linebox:
 
     def end_failed_call(self, code: int) -> None:
         call_id = KSR.pv.get("$ci")
-        KSR.rtpengine.rtpengine_delete("")
+        KSR.rtpengine.rtpengine_delete(f"from-tag={KSR.pv.get('$ft')}")
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
             return
         state = self.load_state()
@@ -536,13 +587,31 @@ class Linebox:
     @guarded
     def ksr_reply_invite(self, msg) -> int:  # type: ignore[no-untyped-def]
         status = KSR.pv.get("$rs") or 0
+        call_id = KSR.pv.get("$ci")
         has_sdp = KSR.textops.has_body_type("application/sdp") > 0
-        if has_sdp and status < 300 and KSR.rtpengine.rtpengine_answer(RTP_ANSWER) < 0:
-            log.error("call %s: rtpengine refused the answer", KSR.pv.get("$ci"))
-        if 200 <= status < 300:
-            call_id = KSR.pv.get("$ci")
-            if KSR.htable.sht_inc("once", call_id + ":answered") == 1:
-                self.answered(call_id)
+        raw = KSR.htable.sht_get("calls", call_id)
+        facts = _facts_dec.decode(raw) if raw else None
+        early_tag = facts.early_tag if facts else ""
+        if early_tag and status < 200:
+            # The caller hears the ringback: a phone's own early media must not
+            # replace it, so its SDP gives way to the ringback's. (Dropping the
+            # reply would hide from tm that the phone rings: no CANCEL later.)
+            if has_sdp and facts is not None:
+                KSR.textops.set_body(facts.early_sdp, "application/sdp")
+            return OK
+        if has_sdp and status < 300:
+            flags = RTP_ANSWER
+            if early_tag and not KSR.htable.sht_get("once", call_id + ":answered"):
+                # Re-anchor the ringback's media to the agent: same caller port.
+                flags += f" to-tag={early_tag}"
+            if KSR.rtpengine.rtpengine_answer(flags) < 0:
+                log.error("call %s: rtpengine refused the answer", call_id)
+        if 200 <= status < 300 and KSR.htable.sht_inc("once", call_id + ":answered") == 1:
+            if early_tag and facts:
+                KSR.rtpengine.stop_media(f"from-tag={facts.caller_tag}")
+            if facts and facts.record:
+                KSR.rtpengine.start_recording()
+            self.answered(call_id)
         return OK
 
     def answered(self, call_id: str) -> None:
@@ -594,7 +663,9 @@ class Linebox:
         # must not turn loose routing into an open relay.
         if known and KSR.rr.loose_route() > 0:
             if KSR.is_BYE():
-                KSR.rtpengine.rtpengine_delete("")
+                # Whoever hangs up, the session is the caller's (from-tag).
+                caller_tag = _facts_dec.decode(known).caller_tag
+                KSR.rtpengine.rtpengine_delete(f"from-tag={caller_tag}")
                 self.end_answered_call(call_id, known)
             elif KSR.is_INVITE() or KSR.is_UPDATE():
                 if KSR.textops.has_body_type("application/sdp") > 0:

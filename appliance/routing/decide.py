@@ -85,6 +85,9 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     no_answer: tuple[Target, ...] = ()
     """Tried when `ring` ended without an answer (无应答前转)."""
     record: bool = False
+    ringback: str = ""
+    """The audio file played to the caller while destinations ring (企业彩铃);
+    empty for the plain ring tone."""
     caller: str = ""
     """The caller in national form."""
     trace: tuple[str, ...] = ()
@@ -302,6 +305,7 @@ def _to_destination(
         busy=busy,
         no_answer=no_answer,
         record=hotline.record,
+        ringback=tenant.prompts.get(hotline.ringback, "") if hotline.ringback else "",
         trace=tuple(trace),
     )
 

@@ -205,11 +205,16 @@ class Appliance:
         )
 
     def call(
-        self, number: str, caller: str = "13800138000", from_trunk: bool = True, timeout: float = 60
+        self,
+        number: str,
+        caller: str = "13800138000",
+        from_trunk: bool = True,
+        timeout: float = 60,
+        media_port: int = 0,
     ) -> SippResult:
         """Place one call with caller.xml; from the trunk's address unless told."""
         port = self.trunk_port if from_trunk else free_port()
-        media = free_port_block(4)
+        media = media_port or free_port_block(4)
         return self._run_sipp(
             "caller.xml",
             port,
