@@ -147,7 +147,14 @@ def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
+def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[ErrorOut]:
+    # A body nested thousands deep ([[[[…, a = [[[[…) exhausts a parser's stack:
+    # the client's input is wrong, not the app.
+    return _error_response(400, "invalid-request", "the request is nested too deeply")
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    RecursionError: too_deep,
     LineboxError: linebox_error,
     ValidationException: validation_error,
     HTTPException: http_error,

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
-from litestar import Controller, Response, get, post, put
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar import Controller, Request, Response, get, post, put
+from litestar.datastructures import UploadFile
 from litestar.response import Template
 
 from appliance.errors import LineboxError, SiteFileError
@@ -77,10 +76,26 @@ class SitePageController(Controller):
 
     @post("/", operation_id="siteUpload", status_code=200)
     async def site_upload(
-        self,
-        principal: CurrentUser,
-        data: Annotated[UploadForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        self, request: Request[Any, Any, Any], principal: CurrentUser
     ) -> Template:
+        # The text area, or a chosen file sent as multipart: either way, text.
+        form = await request.form()
+        raw = form.get("text", "")
+        if isinstance(raw, UploadFile):
+            raw = await raw.read()
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raw = None
+        if not isinstance(raw, str):
+            message = gettext("The site file must be UTF-8 text.")
+            return Template(
+                "site/index.html",
+                context={"text": "", "result": None, "problems": [message]},
+                status_code=400,
+            )
+        data = UploadForm(text=raw, action=str(form.get("action", "preview")))
         apply = data.action == "apply"
         try:
             result = await services.upload(principal, data.text, apply=apply)
