@@ -32,7 +32,7 @@ from appliance import settings
 from appliance.media.ng import NgClient, NgError
 from appliance.media.sdp import placeholder_sdp
 from appliance.numbers import region_of
-from appliance.routing.decide import REJECT, RING, Decision, Facts, Target, decide
+from appliance.routing.decide import REJECT, RING, VOICEMAIL, Decision, Facts, Target, decide
 from appliance.routing.plan import Plan, PlanFile
 from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
@@ -113,6 +113,8 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     early_sdp: str = ""
     """The SDP of the ringback's 183, given to phones' own early media too."""
     record: bool = False
+    voicemail: bool = False
+    """Answered by the appliance to take a message (语音信箱)."""
     answered_by: str = ""
     answered_kind: str = ""
     agent_id: str = ""
@@ -347,9 +349,11 @@ class Linebox:
                 self.emit(ended(event, status, decision.sip_code, decision.reason))
             KSR.sl.send_reply(decision.sip_code, decision.reason)
             return OK
+        if decision.action == VOICEMAIL:
+            return self.take_message(event, decision)
         if decision.action != RING:
-            # Menus, voicemail and PINs need the media features; until this
-            # appliance has them such a call is refused and recorded as such.
+            # Menus and PINs need DTMF; until this appliance has them such a
+            # call is refused and recorded as such.
             self.emit(ended(event, "failed", 480, f"{decision.action} not available"))
             KSR.sl.send_reply(480, "Temporarily Unavailable")
             return OK
@@ -419,15 +423,86 @@ class Linebox:
             KSR.textops.set_reply_body(answer["sdp"], "application/sdp")
             KSR.hdr.append_to_reply(f"Contact: <sip:{self.contact}>\r\n")
             KSR.tm.t_reply(183, "Session Progress")
-            self.ng.command(
-                "play media",
-                **{"call-id": call_id, "from-tag": caller_tag, "file": prompt,
-                   "repeat-times": 1000},
-            )  # fmt: skip
+            where = {"call-id": call_id, "from-tag": caller_tag}
+            self.ng.command("play media", **where, file=prompt, **{"repeat-times": 1000})
         except (NgError, KeyError) as exc:
             log.error("call %s: no ringback (%s), the caller hears the ring tone", call_id, exc)
             return "", ""
         return early_tag, answer["sdp"]
+
+    def stock_prompt(self, *names: str) -> str:
+        """The first of the product's stock prompts (rendered by `linebox
+        init` into <data>/prompts/_stock/zh/) that exists, or ''."""
+        base = self.settings.paths.data_dir / "prompts" / "_stock" / "zh"
+        for name in names:
+            path = base / f"{name}.wav"
+            if path.is_file():
+                return str(path)
+        return ""
+
+    def take_message(self, event: cdr.CallEvent, decision: Decision) -> int:
+        """A call whose route is voicemail: answer it and record a message."""
+        call_id = event.call_id
+        if KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+            self.emit(ended(event, "failed", 503, "media relay unavailable"))
+            KSR.sl.send_reply(503, "Service Unavailable")
+            return OK
+        caller_tag = KSR.pv.get("$ft") or ""
+        facts = CallFacts(
+            kind=event.kind,
+            tenant=decision.tenant,
+            hotline=decision.hotline,
+            caller=decision.caller,
+            caller_tag=caller_tag,
+        )
+        KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+        self.emit(event)
+        if not self.answer_voicemail(call_id, caller_tag):
+            self.end_failed_call(500)
+            KSR.sl.send_reply(500, "Server Internal Error")
+        return OK
+
+    def answer_voicemail(self, call_id: str, caller_tag: str) -> bool:
+        """Answer for the voicemail box (from the request route, or from the
+        failure route when a fallback chain ends in voicemail): 200 with the
+        media of a placeholder endpoint, the greeting and beep, and record
+        the caller until they hang up."""
+        try:
+            answer = self.ng.command(
+                "answer",
+                **{
+                    "call-id": call_id,
+                    "from-tag": caller_tag,
+                    "to-tag": f"vm-{caller_tag}",
+                    "sdp": placeholder_sdp(KSR.pv.get("$rb") or ""),
+                    "replace": ["origin", "session-connection"],
+                    "ICE": "remove",
+                    "transport-protocol": "RTP/AVP",
+                },
+            )
+        except NgError as exc:
+            log.error("call %s: cannot answer for voicemail: %s", call_id, exc)
+            return False
+        if KSR.tmx.t_is_request_route() > 0:
+            KSR.tm.t_newtran()
+        KSR.textops.set_reply_body(answer["sdp"], "application/sdp")
+        KSR.hdr.append_to_reply(f"Contact: <sip:voicemail@{self.contact}>\r\n")
+        KSR.tm.t_reply(200, "OK")
+        raw = KSR.htable.sht_get("calls", call_id)
+        if raw:
+            facts = _facts_dec.decode(raw)
+            facts.voicemail, facts.answered_at = True, time.time()
+            KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+        greeting = self.stock_prompt("leave-a-message-beep", "leave-a-message")
+        try:
+            if greeting:
+                where = {"call-id": call_id, "from-tag": caller_tag}
+                self.ng.command("play media", **where, file=greeting)
+            self.ng.command("start recording", **{"call-id": call_id, "from-tag": caller_tag})
+        except NgError as exc:
+            log.error("call %s: voicemail greeting or recording failed: %s", call_id, exc)
+        log.info("call %s: answered for voicemail", call_id)
+        return True
 
     @staticmethod
     def next_targets(state: CallState) -> list[Target]:
@@ -482,6 +557,9 @@ class Linebox:
         call_id = KSR.pv.get("$ci")
         while targets := self.next_targets(state):
             KSR.resetdsturi()
+            if targets[0].kind == "voicemail":
+                self.save_state(state)
+                return self.answer_voicemail(call_id, KSR.pv.get("$ft") or "")
             branches: list[Target] = []
             for target in targets:
                 if target.kind == "tel" and not self.count_outbound(plan, state):
@@ -523,8 +601,11 @@ class Linebox:
         ceiling = tenant.max_outbound if tenant else 0
         if KSR.htable.sht_inc("outbound", state.tenant) > ceiling:
             KSR.htable.sht_dec("outbound", state.tenant)
-            log.warning("ALERT tenant %s: %d calls out through the trunk at once, refusing more",
-                        state.tenant, ceiling)  # fmt: skip
+            log.warning(
+                "ALERT tenant %s: %d calls out through the trunk at once, refusing more",
+                state.tenant,
+                ceiling,
+            )
             return False
         state.outbound = True
         call_id = KSR.pv.get("$ci")
@@ -677,8 +758,32 @@ class Linebox:
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
             return OK
+        if known and KSR.is_BYE():
+            facts = _facts_dec.decode(known)
+            if facts.voicemail:
+                KSR.rtpengine.rtpengine_delete(f"from-tag={facts.caller_tag}")
+                KSR.sl.send_reply(200, "OK")
+                self.end_voicemail(call_id, facts)
+                return OK
         KSR.sl.send_reply(481, "Call/Transaction Does Not Exist")
         return OK
+
+    def end_voicemail(self, call_id: str, facts: CallFacts) -> None:
+        if KSR.htable.sht_inc("once", call_id + ":end") != 1:
+            return
+        self.emit(
+            cdr.CallEvent(
+                call_id=call_id,
+                type=cdr.END,
+                at=time.time(),
+                status="voicemail",
+                sip_code=200,
+                cause="message left",
+                answered_by="voicemail",
+                answered_kind="voicemail",
+                answered_at=facts.answered_at,
+            )
+        )
 
     def end_answered_call(self, call_id: str, raw: str) -> None:
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:

@@ -17,7 +17,7 @@ SITE = """
 [[trunks]]
 name = "carrier"
 host = "{trunk}"
-dids = ["4001234567"]
+dids = ["4001234567", "4001000009", "4001000010"]
 
 [[tenants]]
 slug = "acme"
@@ -46,6 +46,20 @@ ringback = "welcome"
 record = true
   [[tenants.hotlines.routes]]
   to = "group:sales"
+
+[[tenants.hotlines]]
+number = "4001000009"
+name = "after hours"
+  [[tenants.hotlines.routes]]
+  to = "voicemail"
+
+[[tenants.hotlines]]
+number = "4001000010"
+name = "no answer leaves a message"
+  [[tenants.hotlines.routes]]
+  to = "ext:1001"
+  [tenants.hotlines.fallback]
+  no_answer = ["voicemail"]
 """
 
 
@@ -112,3 +126,30 @@ def test_caller_hears_the_ringback_then_the_agent_on_the_same_port(linebox: Appl
     pcaps = list((linebox.settings.paths.spool_dir / "pcaps").glob("*.pcap"))
     recorded = [p for p in pcaps if result.call_id.split("@")[0] in p.name]
     assert recorded or linebox.record(result.call_id).get("recording"), pcaps
+
+
+def spooled(app: Appliance, call_id: str) -> list[Path]:
+    pcaps = (app.settings.paths.spool_dir / "pcaps").glob("*.pcap")
+    return [p for p in pcaps if call_id.split("@")[0] in p.name]
+
+
+def test_voicemail_answers_records_the_caller_and_leaves_a_voicemail_record(
+    linebox: Appliance,
+) -> None:
+    result = linebox.call("4001000009")
+    assert result.result == "RESULT 200", result.output
+    record = linebox.record(result.call_id)
+    assert (record["status"], record["cause"]) == ("voicemail", "message left")
+    assert record["talk_seconds"] >= 2
+    assert spooled(linebox, result.call_id) or record.get("voicemail")
+    assert result.call_id not in linebox.ng().list_calls()
+
+
+def test_unanswered_call_falls_back_to_voicemail(linebox: Appliance) -> None:
+    silent = linebox.agent("1001", "ext-1001-secret", scenario="agent_no_answer.xml")
+    result = linebox.call("4001000010")
+    assert result.result == "RESULT 200", result.output
+    assert [kind for kind, _ in silent.events()] == ["INVITE", "CANCEL"]
+    record = linebox.record(result.call_id)
+    assert record["status"] == "voicemail"
+    assert record["ring_seconds"] >= 5
