@@ -946,6 +946,9 @@ def parse_site(text: str, source: str = "site file") -> SiteFile:
         else:
             message = f"invalid TOML: {message}"
         raise SiteFileError([message], source) from None
+    except RecursionError:
+        # A hostile file (thousands of nested arrays) must not crash apply.
+        raise SiteFileError(["invalid TOML: arrays or tables nested too deeply"], source) from None
     problems = Problems()
     cleaned = _shape(raw, _SITE_INFO, (), problems)
     site = msgspec.convert(cleaned, SiteFile)

@@ -735,3 +735,8 @@ def test_a_tenant_may_allow_calls_abroad() -> None:
     ).replace('busy = ["tel:13912345678"]', 'busy = ["tel:0085212345678"]')
     assert "tel:0085212345678" in allowed
     parse_site(allowed)  # no SiteFileError
+
+
+def test_a_hostile_deeply_nested_file_is_refused_cleanly() -> None:
+    found = problems("a = " + "[" * 50_000)
+    assert found == ["invalid TOML: arrays or tables nested too deeply"]
