@@ -55,7 +55,9 @@ GRUB_SERIAL_COMMAND="serial --speed=115200"
 GRUB_DISABLE_OS_PROBER=true
 GRUB
 # grub-pc upgrades install to the disk by its name in the VM, without asking.
-echo "grub-pc grub-pc/install_devices multiselect /dev/vda" | nspawn debconf-set-selections
+echo "grub-pc grub-pc/install_devices multiselect /dev/vda" >"$ROOTFS/var/tmp/grub.debconf"
+nspawn debconf-set-selections /var/tmp/grub.debconf
+rm -f "$ROOTFS/var/tmp/grub.debconf"
 echo "UUID=$UUID / ext4 errors=remount-ro,noatime 0 1" >"$ROOTFS/etc/fstab"
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin
 
