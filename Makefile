@@ -9,7 +9,7 @@ STAMPS := $(VENV)/.stamps
 
 APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules kamailio-sqlite-modules \
 	kamailio-json-modules kamailio-utils-modules rtpengine-daemon \
-	sip-tester sox espeak-ng python3-venv python3-dev tcpdump
+	sip-tester sox libsox-fmt-mp3 espeak-ng python3-venv python3-dev tcpdump
 TEST_APT_PACKAGES := redis-server
 # tests/image: build the .deb, a Debian root filesystem, boot it in a container
 TEST_APT_PACKAGES += debhelper debootstrap systemd-container iproute2 vagrant vagrant-libvirt

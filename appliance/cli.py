@@ -24,11 +24,13 @@ DEMO_SITE = Path(__file__).resolve().parent.parent / "examples" / "demo-site.tom
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the data directory and bring the database schema up to date."""
     from appliance import services
+    from appliance.media.stock import ensure_stock
 
     settings = settings_mod.get()
     services.prepare_directories(settings)
     db.configure()
     db.migrate()
+    ensure_stock(strict=False)  # the stock prompts, rendered from text
     return 0
 
 

@@ -486,6 +486,9 @@ def _prompt_file(
 ) -> None:
     if key not in desired.prompt_files:
         if old is not None and old["file"]:
+            if old["text"] and old["text"] == row["text"] and not old["source"]:
+                row["file"] = old["file"]  # its speech (appliance.media.prompts), still current
+                return
             plan.stale_files.append(Path(old["file"]))
         return
     reference, source = desired.prompt_files[key]
@@ -650,6 +653,9 @@ async def apply_site(
     from appliance.routing.compile import publish_from_db
 
     await publish_from_db()
+    from appliance.media.prompts import render_tenant_prompts
+
+    plan.result.warnings += await render_tenant_prompts()  # TTS; warns, never fails
     return plan.result
 
 
