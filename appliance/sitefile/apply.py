@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from piccolo.columns import Column
@@ -65,7 +66,7 @@ __all__ = ["ApplyResult", "apply_file", "apply_site", "export_site", "export_tex
 
 _hasher = PasswordHasher()
 
-APPLIANCE_KEYS = ("timezone", "holidays", "holiday_overrides")
+APPLIANCE_KEYS = ("timezone", "holidays", "holiday_overrides", "network")
 """The `ApplianceSetting` keys the site file owns."""
 
 
@@ -220,7 +221,9 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
 
     appliance = {}
     if site.appliance is not None:
-        appliance = _drop_none({k: getattr(site.appliance, k) for k in APPLIANCE_KEYS})
+        appliance = _drop_none(
+            {k: msgspec.to_builtins(getattr(site.appliance, k)) for k in APPLIANCE_KEYS}
+        )
     for i, t in enumerate(site.trunks):
         put("trunk", {"name": t.name, "host": t.host, "dids": t.dids, "position": i})
     passwords: dict[str, str] = {}

@@ -157,7 +157,7 @@ async def export_site() -> str:
     }
     appliance = {
         k: settings[k]
-        for k in ("timezone", "holidays", "holiday_overrides")
+        for k in ("timezone", "holidays", "holiday_overrides", "network")
         if settings.get(k) is not None
     }
     if appliance:

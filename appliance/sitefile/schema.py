@@ -36,6 +36,17 @@ class _Struct(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+class NetworkConfig(_Struct, kw_only=True):
+    """`[appliance.network]`: the appliance's own address; `address = "dhcp"`
+    (or no table) takes one from DHCP (`linebox network apply` configures it)."""
+
+    address: str = "dhcp"
+    """With its prefix, `192.0.2.10/24`, or `dhcp`."""
+    gateway: str = ""
+    dns: list[str] = []
+    interface: str = "en* eth*"
+
+
 class ApplianceConfig(_Struct, kw_only=True):
     """`[appliance]`: values for the whole appliance."""
 
@@ -46,6 +57,7 @@ class ApplianceConfig(_Struct, kw_only=True):
     holiday_overrides: dict[str, str] | None = None
     """The operator's corrections to the calendar: `{ "2026-12-24" = "closed",
     "2026-10-08" = "open" }` (a company day off; a day worked after all)."""
+    network: NetworkConfig | None = None
 
 
 class TrunkConfig(_Struct, kw_only=True):
@@ -677,6 +689,13 @@ class _Checker:
                 self.p.add(where, f"{day!r} is not a date like 2026-12-24")
             if value not in ("closed", "open"):
                 self.p.add(where, f'{value!r} must be "closed" or "open"')
+        if a.network is not None:
+            from appliance.ops.network import NetworkError, parse_static
+
+            try:
+                parse_static(msgspec.to_builtins(a.network), "")
+            except NetworkError as exc:
+                self.p.add((*path, "network"), str(exc).strip())
 
     def user(self, u: UserConfig, path: KeyPath, *, logins: dict[str, KeyPath]) -> None:
         if not u.login or any(c.isspace() for c in u.login):

@@ -740,3 +740,13 @@ def test_a_tenant_may_allow_calls_abroad() -> None:
 def test_a_hostile_deeply_nested_file_is_refused_cleanly() -> None:
     found = problems("a = " + "[" * 50_000)
     assert found == ["invalid TOML: arrays or tables nested too deeply"]
+
+
+def test_a_static_address_for_the_appliance_is_checked() -> None:
+    good = EXAMPLE.replace(
+        'holidays = "cn"            # Chinese',
+        'holidays = "cn"\n[appliance.network]\naddress = "192.0.2.10/24"\ngateway = "192.0.2.1"\n#',
+    )
+    assert parse_site(good).appliance.network.address == "192.0.2.10/24"  # type: ignore[union-attr]
+    bad = good.replace('"192.0.2.10/24"', '"192.0.2.300/24"')
+    assert any("appliance.network" in p and "192.0.2.300" in p for p in problems(bad))
