@@ -2,9 +2,10 @@
 synthesiser) when the appliance is initialised, never stored as audio in the
 source tree.
 
-Files land in `<data>/prompts/_stock/<lang>/<name>.wav` for the spoken ones
-and `<data>/prompts/_stock/<name>.wav` for the tones (`beep`, `hold_music`);
-`stock_path(name, lang)` finds either. `ensure_stock()` renders what is
+Every file lands in `<data>/prompts/_stock/<lang>/<name>.wav` (`zh`, `en`;
+the tones `beep` and `hold-music` are in both); `stock_path(name, lang)` names
+it. `leave-a-message-beep` is the voicemail greeting followed by the beep, in
+one file for one play_media. `ensure_stock()` renders what is
 missing or out of date (a manifest keeps each file's hash) and is quick when
 everything is there. `agent_id_announcement()` joins "工号" + digits +
 "为您服务" into one file per agent ID, cached.
@@ -38,38 +39,38 @@ TEXTS: dict[str, dict[str, str]] = {
     "zh": {
         "busy": "您好，坐席正忙，请稍后再拨。",
         "refused": "对不起，您的呼叫暂时无法接通。",
-        "not_in_service": "您拨打的号码暂未开通服务，请核对后再拨。",
-        "after_hours": "您好，现在是非工作时间，请在工作时间再拨，谢谢。",
-        "leave_message": "您好，现在无人接听，请在提示音后留言，留言完毕请挂机。",
-        "invalid_key": "输入有误，请重新输入。",
-        "thank_you": "感谢您的来电，再见。",
+        "not-in-service": "您拨打的号码暂未开通服务，请核对后再拨。",
+        "after-hours": "您好，现在是非工作时间，请在工作时间再拨，谢谢。",
+        "leave-a-message": "您好，现在无人接听，请在提示音后留言，留言完毕请挂机。",
+        "invalid-key": "输入有误，请重新输入。",
+        "thank-you": "感谢您的来电，再见。",
         "survey": "满意请按1，一般请按2，不满意请按3。",
         "pin": "请输入专用密码，以井号键结束。",
-        "pin_wrong": "密码错误，请重新输入。",
-        "agent_id_prefix": "工号",
-        "agent_id_suffix": "为您服务",
+        "pin-wrong": "密码错误，请重新输入。",
+        "agent-id-prefix": "工号",
+        "agent-id-suffix": "为您服务",
         # Digits one by one, as Chinese telephony reads them (1 is 幺).
-        **{f"digit_{d}": w for d, w in enumerate("零幺二三四五六七八九")},
+        **{f"digit-{d}": w for d, w in enumerate("零幺二三四五六七八九")},
     },
     "en": {
         "busy": "All our agents are busy. Please call again later.",
         "refused": "Sorry, your call cannot be completed.",
-        "not_in_service": "The number you have dialled is not in service. "
+        "not-in-service": "The number you have dialled is not in service. "
         "Please check the number and try again.",
-        "after_hours": "Our office is now closed. Please call again during business hours. "
+        "after-hours": "Our office is now closed. Please call again during business hours. "
         "Thank you.",
-        "leave_message": "Sorry, nobody can take your call. "
+        "leave-a-message": "Sorry, nobody can take your call. "
         "Please leave a message after the tone, then hang up.",
-        "invalid_key": "That is not a valid choice. Please try again.",
-        "thank_you": "Thank you for calling. Goodbye.",
+        "invalid-key": "That is not a valid choice. Please try again.",
+        "thank-you": "Thank you for calling. Goodbye.",
         "survey": "If you were satisfied, press 1. If it was fair, press 2. "
         "If you were not satisfied, press 3.",
         "pin": "Please enter your access code, followed by the hash key.",
-        "pin_wrong": "That code is not correct. Please try again.",
-        "agent_id_prefix": "Agent",
-        "agent_id_suffix": "at your service.",
+        "pin-wrong": "That code is not correct. Please try again.",
+        "agent-id-prefix": "Agent",
+        "agent-id-suffix": "at your service.",
         **{
-            f"digit_{d}": w
+            f"digit-{d}": w
             for d, w in enumerate(
                 ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
             )
@@ -107,9 +108,17 @@ def _hold_music_args() -> list[str]:
 TONES: dict[str, list[str]] = {
     # 1 kHz for 300 ms with 10 ms ramps (no click).
     "beep": ["synth", "0.3", "sine", "1000", "fade", "h", "0.01", "-0", "0.01", "gain", "-6"],
-    "hold_music": [*_hold_music_args(), "gain", "-n", "-6"],
+    "hold-music": [*_hold_music_args(), "gain", "-n", "-6"],
 }
 """Stock sounds made by sox's synthesiser: sox effect arguments."""
+
+COMPOSITES: dict[str, tuple[str, ...]] = {
+    "leave-a-message-beep": ("leave-a-message", "beep"),
+}
+"""Stock prompts joined from others (one file, one play_media)."""
+
+NAMES = frozenset([*TEXTS["zh"], *TONES, *COMPOSITES])
+"""Every stock prompt's name (each exists in every language)."""
 
 STOCK_VERSION = "1"
 MANIFEST = "manifest.json"
@@ -120,27 +129,25 @@ def stock_dir() -> Path:
 
 
 def stock_path(name: str, lang: str = "zh", root: Path | None = None) -> Path:
-    """The file of a stock prompt (`busy`, `beep`, `hold_music`, `digit_7`, …)
-    in `lang` (`zh` or `en`; tones have none). Raises KeyError for an unknown
-    name. The file exists once `ensure_stock()` ran (`linebox init`)."""
-    root = root or stock_dir()
-    if name in TONES:
-        return root / f"{name}.wav"
+    """The file of a stock prompt (`busy`, `leave-a-message-beep`, `beep`,
+    `hold-music`, `digit-7`, …; `NAMES` lists them) in `lang` (`zh` or `en`).
+    Raises KeyError for an unknown name or language. The file exists once
+    `ensure_stock()` ran (`linebox init`)."""
     if lang not in TEXTS:
         raise KeyError(f"no stock prompts in {lang!r}")
-    if name not in TEXTS[lang]:
+    if name not in NAMES:
         raise KeyError(f"no stock prompt {name!r}")
-    return root / lang / f"{name}.wav"
+    return (root or stock_dir()) / lang / f"{name}.wav"
 
 
 def _wanted() -> dict[str, tuple[str, str, str]]:
-    """relative path → (kind, lang or '', text or tone name)."""
+    """relative path → (kind, lang, text or tone or composite name)."""
     out: dict[str, tuple[str, str, str]] = {}
-    for name in TONES:
-        out[f"{name}.wav"] = ("tone", "", name)
     for lang, texts in TEXTS.items():
         for name, text in texts.items():
             out[f"{lang}/{name}.wav"] = ("tts", lang, text)
+        for name in TONES:
+            out[f"{lang}/{name}.wav"] = ("tone", lang, name)
     return out
 
 
@@ -182,13 +189,19 @@ def _ensure_stock(root: Path | None) -> list[Path]:
         manifest: dict[str, str] = json.loads(manifest_file.read_text())
     except (OSError, ValueError):
         manifest = {}
-    todo = []
-    for rel, (kind, lang, what) in _wanted().items():
-        digest = _digest(kind, lang, what)
-        if manifest.get(rel) != digest or not (root / rel).is_file():
-            todo.append((rel, kind, lang, what, digest))
-    if not todo:
+    wanted = _wanted()
+    digests = {rel: _digest(kind, lang, what) for rel, (kind, lang, what) in wanted.items()}
+    for lang in TEXTS:
+        for name, parts in COMPOSITES.items():
+            key = json.dumps([STOCK_VERSION, *(digests[f"{lang}/{p}.wav"] for p in parts)])
+            digests[f"{lang}/{name}.wav"] = hashlib.sha256(key.encode()).hexdigest()
+    stale = {
+        rel for rel, digest in digests.items()
+        if manifest.get(rel) != digest or not (root / rel).is_file()
+    }  # fmt: skip
+    if not stale:
         return []
+    todo = [(rel, *wanted[rel], digests[rel]) for rel in wanted if rel in stale]
 
     cache = prompts.cache_dir()
 
@@ -220,6 +233,22 @@ def _ensure_stock(root: Path | None) -> list[Path]:
                 continue
             manifest[rel] = digest
             written.append(root / rel)
+    for lang in TEXTS:
+        for name, parts in COMPOSITES.items():
+            rel = f"{lang}/{name}.wav"
+            if rel not in stale or failure is not None:
+                continue
+            try:
+                with prompts._atomic_target(root / rel) as tmp_wav:
+                    run_limited(
+                        [SOX, "-V1", *(str(root / lang / f"{p}.wav") for p in parts),
+                         "-t", "wav", str(tmp_wav)]
+                    )  # fmt: skip
+            except PromptError as exc:
+                failure = exc
+                continue
+            manifest[rel] = digests[rel]
+            written.append(root / rel)
     if written:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=root)
@@ -239,7 +268,7 @@ def agent_id_announcement(
 ) -> Path:
     """One WAV saying "工号 8 0 0 1 为您服务" ("Agent 8 0 0 1 at your service"):
     the stock pieces joined by sox. Cached: by default in
-    `<stock>/agent_id/<lang>/<agent_id>.wav`, made only when missing or older
+    `<stock>/agent-id/<lang>/<agent_id>.wav`, made only when missing or older
     than its pieces. Returns its path. Raises PromptError when the ID is not
     digits (at most 16) or sox fails; ValueError for an unknown language."""
     if not agent_id.isascii() or not agent_id.isdigit() or len(agent_id) > 16:
@@ -248,11 +277,11 @@ def agent_id_announcement(
         raise ValueError(f"no stock prompts in {lang!r}")
     root = root or stock_dir()
     pieces = [
-        stock_path("agent_id_prefix", lang, root),
-        *(stock_path(f"digit_{d}", lang, root) for d in agent_id),
-        stock_path("agent_id_suffix", lang, root),
+        stock_path("agent-id-prefix", lang, root),
+        *(stock_path(f"digit-{d}", lang, root) for d in agent_id),
+        stock_path("agent-id-suffix", lang, root),
     ]
-    dest = Path(dest) if dest else root / "agent_id" / lang / f"{agent_id}.wav"
+    dest = Path(dest) if dest else root / "agent-id" / lang / f"{agent_id}.wav"
     try:
         newest = max(p.stat().st_mtime_ns for p in pieces)
     except FileNotFoundError:
