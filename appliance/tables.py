@@ -215,6 +215,9 @@ class CallRecord(Table, tablename="call_record"):
     """Priced and charged to the tenant's balance (exactly once)."""
     recording = Varchar(length=512, default="")
     voicemail = Varchar(length=512, default="")
+    recording_error = Varchar(length=255, default="")
+    """Why the call's recording or voicemail could not be produced (or is
+    suspect), for the portal to show; empty when all is well."""
     survey_score = SmallInt(null=True, default=None)
 
 

@@ -58,7 +58,8 @@ class CallEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     sip_code: int = 0
     cause: str = ""
     file: str = ""
-    """`recording` / `voicemail`: the audio file."""
+    """`recording` / `voicemail`: the audio file; with `cause` when it could
+    not be made (no file) or is suspect."""
     score: int = 0
     """`survey`: the caller's satisfaction score."""
     answered_at: float = 0.0
@@ -160,6 +161,8 @@ async def merge_event(event: CallEvent, now: dt.datetime | None = None) -> Effec
             row.recording = event.file
         if event.type == VOICEMAIL and event.file:
             row.voicemail = event.file
+        if event.type in (RECORDING, VOICEMAIL) and event.cause:
+            row.recording_error = event.cause  # appliance.media.recording
         if event.type == SURVEY and event.score:
             row.survey_score = event.score
 
