@@ -292,9 +292,12 @@ def _to_destination(
         return _reject(480, "Temporarily Unavailable", trace, common)
     busy = _toll_checked(tenant, _chain(tenant, hotline.fallback_busy, facts, now), trace)
     no_answer = _toll_checked(tenant, _chain(tenant, hotline.fallback_no_answer, facts, now), trace)
-    trace.append(
-        f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring)
-    )
+    if trace.explain:
+        trace.append(
+            f"ring {strategy}: " + ", ".join(f"{t.kind}:{t.number}/{t.timeout}s" for t in ring)
+        )
+    else:
+        trace.append(f"ring {strategy}: {len(ring)} destinations, first {ring[0].number}")
     return msgspec.structs.replace(
         common,
         action=RING,
@@ -342,13 +345,20 @@ def _expand(
         if group is None:
             return (), ""
         members = _order(group, facts, now)
-        targets = []
-        for member in members:
-            mkind, _, mname = member.partition(":")
-            if mkind in ("ext", "tel"):
-                targets.append(Target(mkind, mname, group.ring_timeout, destination))
-        return tuple(targets), group.strategy
+        return _targets(tuple(members), group.ring_timeout, destination), group.strategy
     return (), ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _targets(members: tuple[str, ...], timeout: int, via: str) -> tuple[Target, ...]:
+    """The targets of a group's members in this order (the same few orders
+    recur call after call: made once)."""
+    targets = []
+    for member in members:
+        kind, _, number = member.partition(":")
+        if kind in ("ext", "tel"):
+            targets.append(Target(kind, number, timeout, via))
+    return tuple(targets)
 
 
 def _chain(
