@@ -254,7 +254,7 @@ class Sniffed:
     kind: str
     """sox's type name: wav, mp3, ogg, flac, aiff."""
     duration_s: float | None = None
-    """Known from the headers (WAV, MP3); None when sox must tell."""
+    """Known from the headers (WAV, MP3); None when only decoding tells."""
 
 
 def sniff(path: Path) -> Sniffed:
@@ -420,14 +420,9 @@ def convert_upload(src: Path, dest: Path) -> int:
             f"the file is {size / 1048576:.1f} MB; at most {MAX_UPLOAD_BYTES // 1048576} MB"
         )
     found = sniff(src)
-    duration = found.duration_s
-    if duration is None:
-        out = run_limited([SOXI, "-D", "-t", found.kind, str(src)]).stdout.strip()
-        try:
-            duration = float(out)
-        except ValueError:
-            raise PromptError("sox cannot tell the length of this audio") from None
-    _check_duration(duration)
+    if found.duration_s is not None:
+        _check_duration(found.duration_s)
+    # Otherwise the conversion tells: it stops a second past the limit.
     with _atomic_target(Path(dest)) as tmp:
         run_limited(
             [SOX, "-V1", "-t", found.kind, str(src), *_shape(), str(tmp),
