@@ -1,5 +1,6 @@
 """Every task module, imported so the consumer knows every task by name."""
 
+from appliance.media import recording  # noqa: F401 (recordings and voicemail from the spool)
 from appliance.worker import (  # noqa: F401
     billing,
     cdr,
