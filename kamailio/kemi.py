@@ -36,6 +36,7 @@ from appliance.routing.decide import REJECT, RING, VOICEMAIL, Decision, Facts, T
 from appliance.routing.plan import Plan, PlanFile
 from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
+from appliance.worker.journal import Journal
 
 # KEMI return codes
 OK = 1
@@ -185,6 +186,7 @@ class Linebox:
         self.rank = 0
         self._trusted: tuple[str, Trusted] | None = None
         self.ng = NgClient(port=self.settings.media.ng_port, timeout=1.0)
+        self.journal = Journal(self.settings.paths.data_dir / "events")
         self.contact = f"{self.settings.sip_advertised}:{self.settings.sip.port}"
 
     def child_init(self, rank: int) -> int:
@@ -720,7 +722,7 @@ class Linebox:
                 at = time.time()
                 key = sticky.key(facts.tenant, facts.caller)
                 KSR.htable.sht_sets("sticky", key, sticky.value(member, at))
-                self.enqueue(sticky.remember, key, member, at)
+                self.enqueue("sticky", key, member, at)
         self.emit(
             cdr.CallEvent(
                 call_id=call_id,
@@ -810,24 +812,15 @@ class Linebox:
         # other side's late requests; the table's autoexpire removes it.
 
     # ------------------------------------------------------------ events
-    @staticmethod
-    def enqueue(task, *args) -> None:  # type: ignore[no-untyped-def]
-        """Queue a worker task; a queue failure is logged, never breaks a call."""
+    def enqueue(self, task: str, *args: object) -> None:
+        """Hand work to the worker through this process's journal: one write,
+        never a wait on the worker or its database. A failure is logged and
+        never breaks the call; the record sweep closes calls whose events
+        are lost."""
         try:
-            task(*args)
-        except Exception:
-            log.error("could not queue %s: %s", task.name, traceback.format_exc())
+            self.journal.append(task, *args)
+        except OSError:
+            log.error("could not journal %s: %s", task, traceback.format_exc())
 
-    @staticmethod
-    def emit(event: cdr.CallEvent) -> None:
-        """Hand a call event to the worker. A queue failure is logged and never
-        breaks the call; the record sweep closes calls whose events are lost."""
-        try:
-            cdr.call_event(cdr.encode_event(event))
-        except Exception:
-            log.error(
-                "call %s: could not queue %s event: %s",
-                event.call_id,
-                event.type,
-                traceback.format_exc(),
-            )
+    def emit(self, event: cdr.CallEvent) -> None:
+        self.enqueue("call_event", cdr.encode_event(event).decode())
