@@ -75,6 +75,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def read_journal(settings: settings_mod.Settings) -> None:
     """Kamailio's call events, in the order each of its processes wrote them."""
+    from appliance.media import recording
     from appliance.worker import cdr, sticky
     from appliance.worker.journal import JournalReader
 
@@ -83,6 +84,9 @@ def read_journal(settings: settings_mod.Settings) -> None:
         {
             "call_event": lambda payload: cdr.call_event.call_local(payload.encode()),
             "sticky": sticky.remember.call_local,
+            # Conversions take seconds: queued for the worker's threads.
+            "convert_recording": recording.convert_recording,
+            "convert_voicemail": recording.convert_voicemail,
         },
     )
     while True:

@@ -29,6 +29,7 @@ import KSR
 import msgspec
 
 from appliance import settings
+from appliance.media import recording
 from appliance.media.ng import NgClient, NgError
 from appliance.media.sdp import placeholder_sdp
 from appliance.numbers import region_of
@@ -432,6 +433,16 @@ class Linebox:
             return "", ""
         return early_tag, answer["sdp"]
 
+    def start_recording(self, call_id: str, caller_tag: str) -> None:
+        """Record the call from now on (pcap, both legs), telling the
+        converter which leg is the caller's."""
+        where = {"call-id": call_id, "from-tag": caller_tag}
+        metadata = recording.caller_metadata(call_id, caller_tag, self.ng)
+        try:
+            self.ng.command("start recording", **where, metadata=metadata)
+        except NgError as exc:
+            log.error("call %s: recording did not start: %s", call_id, exc)
+
     def stock_prompt(self, *names: str) -> str:
         """The first of the product's stock prompts (rendered by `linebox
         init` into <data>/prompts/_stock/zh/) that exists, or ''."""
@@ -500,7 +511,7 @@ class Linebox:
             if greeting:
                 where = {"call-id": call_id, "from-tag": caller_tag}
                 self.ng.command("play media", **where, file=greeting)
-            self.ng.command("start recording", **{"call-id": call_id, "from-tag": caller_tag})
+            self.start_recording(call_id, caller_tag)
         except NgError as exc:
             log.error("call %s: voicemail greeting or recording failed: %s", call_id, exc)
         log.info("call %s: answered for voicemail", call_id)
@@ -693,7 +704,7 @@ class Linebox:
             if early_tag and facts:
                 KSR.rtpengine.stop_media(f"from-tag={facts.caller_tag}")
             if facts and facts.record:
-                KSR.rtpengine.start_recording()
+                self.start_recording(call_id, facts.caller_tag)
             self.answered(call_id)
         return OK
 
@@ -773,6 +784,7 @@ class Linebox:
     def end_voicemail(self, call_id: str, facts: CallFacts) -> None:
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
             return
+        self.enqueue("convert_voicemail", call_id)
         self.emit(
             cdr.CallEvent(
                 call_id=call_id,
@@ -793,6 +805,8 @@ class Linebox:
         facts = _facts_dec.decode(raw)
         if facts.outbound:
             KSR.htable.sht_dec("outbound", facts.tenant)
+        if facts.record:
+            self.enqueue("convert_recording", call_id)
         by = "caller" if KSR.pv.get("$ft") == facts.caller_tag else "callee"
         self.emit(
             cdr.CallEvent(

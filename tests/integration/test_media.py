@@ -122,15 +122,15 @@ def test_caller_hears_the_ringback_then_the_agent_on_the_same_port(linebox: Appl
     # …then the agent's audio, from the very same rtpengine port.
     assert talking, "no audio after the answer"
     assert {port for _, port, _ in got} == {got[0][1]}
-    # record = true: rtpengine recorded the call from the answer on.
-    pcaps = list((linebox.settings.paths.spool_dir / "pcaps").glob("*.pcap"))
-    recorded = [p for p in pcaps if result.call_id.split("@")[0] in p.name]
-    assert recorded or linebox.record(result.call_id).get("recording"), pcaps
-
-
-def spooled(app: Appliance, call_id: str) -> list[Path]:
-    pcaps = (app.settings.paths.spool_dir / "pcaps").glob("*.pcap")
-    return [p for p in pcaps if call_id.split("@")[0] in p.name]
+    # record = true: rtpengine recorded the call from the answer on, and the
+    # worker turned it into a stereo WAV linked to the record.
+    deadline = time.monotonic() + 20
+    while not linebox.record(result.call_id).get("recording"):
+        assert time.monotonic() < deadline, linebox.record(result.call_id)
+        time.sleep(0.3)
+    recorded = linebox.record(result.call_id)
+    assert not recorded.get("recording_error"), recorded
+    assert Path(str(recorded["recording"])).is_file()
 
 
 def test_voicemail_answers_records_the_caller_and_leaves_a_voicemail_record(
@@ -141,7 +141,11 @@ def test_voicemail_answers_records_the_caller_and_leaves_a_voicemail_record(
     record = linebox.record(result.call_id)
     assert (record["status"], record["cause"]) == ("voicemail", "message left")
     assert record["talk_seconds"] >= 2
-    assert spooled(linebox, result.call_id) or record.get("voicemail")
+    deadline = time.monotonic() + 20
+    while not linebox.record(result.call_id).get("voicemail"):
+        assert time.monotonic() < deadline, linebox.record(result.call_id)
+        time.sleep(0.3)
+    assert Path(str(linebox.record(result.call_id)["voicemail"])).is_file()
     assert result.call_id not in linebox.ng().list_calls()
 
 
