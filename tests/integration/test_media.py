@@ -67,10 +67,25 @@ name = "no answer leaves a message"
 def linebox(tmp_path: Path) -> Iterator[Appliance]:
     # A 3-second 440 Hz tone stands in for the company's welcome message.
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tmp_path / "welcome.wav"),
-         "synth", "3", "sine", "440", "gain", "-6"],
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(tmp_path / "welcome.wav"),
+            "synth",
+            "3",
+            "sine",
+            "440",
+            "gain",
+            "-6",
+        ],
         check=True,
-    )  # fmt: skip
+    )
     with appliance(tmp_path, SITE) as app:
         yield app
 
@@ -78,9 +93,23 @@ def linebox(tmp_path: Path) -> Iterator[Appliance]:
 def capture(app: Appliance, port: int) -> subprocess.Popen[bytes]:
     pcap = app.root / f"caller-{port}.pcap"
     proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-n", "-U", "-w", str(pcap), "udp", "and", "dst", "port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            "tcpdump",
+            "-i",
+            "lo",
+            "-n",
+            "-U",
+            "-w",
+            str(pcap),
+            "udp",
+            "and",
+            "dst",
+            "port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)
     return proc
 
@@ -114,7 +143,7 @@ def test_caller_hears_the_ringback_then_the_agent_on_the_same_port(linebox: Appl
     assert record["answered_by"] == "1002"
 
     got = [p for p in packets(linebox.root / f"caller-{media_port}.pcap") if p[2] > 100]
-    (_, invited), (_, cancelled) = silent.events()
+    (_, _invited), (_, cancelled) = silent.events()
     ringing = [p for p in got if p[0] < cancelled + 0.3]
     talking = [p for p in got if p[0] > cancelled + 1.0]
     # ~50 packets/s of the welcome tone while 1001 rang for 5 s…
