@@ -307,7 +307,7 @@ class LedgerEntry(Table, tablename="ledger_entry"):
     records (`CallRecord.cost_fen`)."""
 
     tenant = ForeignKey(Tenant, on_delete=OnDelete.cascade)
-    ref = Varchar(length=128, unique=True)
+    ref = Varchar(length=128, unique=True)  # type: ignore[assignment]  # shadows Table.ref(), unused here
     """Idempotency key: the same top-up submitted twice is booked once."""
     at = Timestamptz(index=True)
     kind = Varchar(length=16)
