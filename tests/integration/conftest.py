@@ -40,6 +40,11 @@ dids = ["4001234567", "4007654321"]
 slug = "acme"
 name = "艾克米贸易有限公司"
 
+[[tenants.users]]
+login = "owner@acme.example.cn"
+password = "correct horse battery staple"
+role = "owner"
+
 [[tenants.extensions]]
 number = "1001"
 name = "李雷"

@@ -6,8 +6,11 @@ call record each call leaves."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
+
+import httpx
 
 from tests.integration.conftest import PASSWORDS
 from tests.integration.harness import Appliance
@@ -180,12 +183,20 @@ def test_healthz_and_the_call_records_api_see_the_call(linebox_web: Appliance) -
     assert health["status"] == "ok", health
     assert set(health["components"]) >= {"database", "kamailio", "rtpengine", "worker"}
 
-    with urllib.request.urlopen(f"{base}/api/v1/calls?hotline=4007654321", timeout=5) as resp:
-        calls = json.load(resp)
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as web:
+        assert web.get("/api/v1/calls").status_code == 401  # records need a login
+        form = web.get("/login").text
+        csrf = re.search(r'name="_csrf" value="([^"]*)"', form)
+        assert csrf, form
+        login = {
+            "login": "owner@acme.example.cn",
+            "password": "correct horse battery staple",
+            "_csrf": csrf.group(1),
+            "next": "/calls",
+        }
+        page = web.post("/login", data=login).text
+        assert "13800138000" in page and "已接听" in page
+        calls = web.get("/api/v1/calls", params={"hotline": "4007654321"}).json()
     assert calls["total"] == 1
     assert calls["items"][0]["call_id"] == result.call_id
     assert calls["items"][0]["answered_by"] == "1003"
-
-    with urllib.request.urlopen(f"{base}/calls", timeout=5) as resp:
-        page = resp.read().decode()
-    assert "13800138000" in page and "已接听" in page
