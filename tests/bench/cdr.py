@@ -34,7 +34,16 @@ def setup(data_dir: Path, url: str | None) -> None:
     if url:
         environ["LINEBOX_DATABASE_URL"] = url
     settings_mod.override(settings_mod.load(environ=environ))
-    db.configure()
+    engine = db.configure()
+    if url:
+        # A throw-away database: start from an empty schema every run.
+        import asyncio
+
+        async def reset() -> None:
+            await engine.run_ddl("DROP SCHEMA public CASCADE")
+            await engine.run_ddl("CREATE SCHEMA public")
+
+        asyncio.run(reset())
     db.migrate()
 
 
@@ -87,7 +96,7 @@ async def bulk_records(n: int) -> None:
 
     ids = {t["slug"]: t["id"] for t in await Tenant.select(Tenant.id, Tenant.slug)}
     rng = random.Random(7)
-    batch = 5000
+    batch = 500  # PostgreSQL takes at most 32,767 parameters per statement
     for start in range(0, n, batch):
         rows = []
         for i in range(start, min(n, start + batch)):
