@@ -32,7 +32,6 @@ from appliance.notify import outbox
 from appliance.tables import CallRecord, Gateway, Notice, Tenant
 from appliance.worker import cdr, notices
 from tests.integration.harness import free_port
-from tests.unit.conftest import database, tmp_settings  # noqa: F401 - fixtures
 
 # ---------------------------------------------------------------- real peers
 

@@ -1,6 +1,6 @@
-"""Shared unit-test fixtures: settings and a database of the test's own.
+"""Fixtures every suite may use: settings and a database of the test's own.
 
-`test_web_calls.py` and `test_health.py` keep their own variants of these."""
+`tests/unit/test_web_calls.py` and `test_health.py` keep their own variants."""
 
 from __future__ import annotations
 
