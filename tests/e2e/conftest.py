@@ -30,8 +30,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop
+    # running in the main thread while it is open, and every later test that
+    # calls asyncio.run() (piccolo's run_sync) would fail.
     assert shutil.which(CHROMIUM), "chromium is missing: run the tests with `make test`"
     from playwright.sync_api import sync_playwright
 

@@ -373,7 +373,9 @@ def test_trusted_sources_are_not_banned_by_floods(tmp_path: Path) -> None:
 
 
 def kamailio_memory(app: Appliance) -> tuple[int, int]:
-    """(shared memory in use, summed RSS of Kamailio's processes), bytes."""
+    """(shared memory in use, summed private memory of Kamailio's processes),
+    bytes. Private is RssAnon: summing plain RSS would count the shared memory
+    pool once per process, growing as each process merely touches it."""
     run = app.settings.paths.run_dir
     out = subprocess.run(
         ["kamcmd", "-s", f"unix:{run / 'kamailio_ctl'}", "core.shmmem"],
@@ -394,7 +396,7 @@ def kamailio_memory(app: Appliance) -> tuple[int, int]:
             status_text = (entry / "status").read_text()
         except (OSError, ProcessLookupError):
             continue
-        m = re.search(r"VmRSS:\s*(\d+) kB", status_text)
+        m = re.search(r"RssAnon:\s*(\d+) kB", status_text)
         rss += int(m.group(1)) * 1024 if m else 0
     return shm, rss
 
