@@ -204,6 +204,7 @@ async def compile_plan() -> Plan:
         },
         trunks=trunks,
         holiday_overrides=dict(appliance.get("holiday_overrides") or {}),
+        recording_paused=bool(appliance.get("recording_paused")),
     )
 
 

@@ -200,7 +200,11 @@ def _route_hotline(
     if hotline.pin and not facts.pin_ok:
         trace.append("hotline asks callers for a PIN")
         return msgspec.structs.replace(
-            common, action=PIN, target="pin", record=hotline.record, trace=tuple(trace)
+            common,
+            action=PIN,
+            target="pin",
+            record=hotline.record and not plan.recording_paused,
+            trace=tuple(trace),
         )
 
     tenant = plan.tenants.get(hotline.tenant, TenantPlan(slug=hotline.tenant))
@@ -270,7 +274,7 @@ def _to_destination(
             action=MENU,
             target=destination,
             route=route_label,
-            record=hotline.record,
+            record=hotline.record and not plan.recording_paused,
             trace=tuple(trace),
         )
     if kind == "voicemail":
@@ -279,7 +283,7 @@ def _to_destination(
             action=VOICEMAIL,
             target="voicemail",
             route=route_label,
-            record=hotline.record,
+            record=hotline.record and not plan.recording_paused,
             trace=tuple(trace),
         )
 
@@ -307,7 +311,7 @@ def _to_destination(
         ring=ring,
         busy=busy,
         no_answer=no_answer,
-        record=hotline.record,
+        record=hotline.record and not plan.recording_paused,
         ringback=tenant.prompts.get(hotline.ringback, "") if hotline.ringback else "",
         trace=tuple(trace),
     )

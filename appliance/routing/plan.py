@@ -133,6 +133,8 @@ class Plan(msgspec.Struct, frozen=True):
     max_forwards: int = 3
     """How many fallback destinations one call may be forwarded to (carriers
     cap at 3), so chains of forwards cannot ring forever."""
+    recording_paused: bool = False
+    """The recordings volume is (nearly) full: calls go on, unrecorded."""
     holiday_overrides: dict[str, str] = {}
     """ISO date → `closed` or `open`: the operator's corrections to the
     public-holiday calendar."""

@@ -809,3 +809,11 @@ def test_numbers_abroad_and_premium_numbers_are_never_rung_unless_allowed(number
 def test_a_mobile_through_the_trunk_is_an_ordinary_destination() -> None:
     plan = make_plan(hotline(routes=(RoutePlan(to="tel:13912345678"),)))
     assert rung(call(plan)) == [("tel", "13912345678", 50)]
+
+
+def test_a_full_recordings_volume_pauses_recording_but_not_calls() -> None:
+    plan = make_plan(hotline(record=True))
+    assert call(plan).record
+    paused = msgspec.structs.replace(plan, recording_paused=True)
+    decision = call(paused)
+    assert (decision.action, decision.record) == ("ring", False)
