@@ -247,16 +247,29 @@ def spawn(service: Service, log_file: Path | None = None) -> subprocess.Popen[by
             out.close()
 
 
+def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the process group the process leads (the services `spawn`
+    starts; the group outlives a leader that died), else the process alone
+    (a tool a test started in its own group)."""
+    try:
+        os.killpg(proc.pid, sig)
+        return
+    except ProcessLookupError:
+        pass  # no such group: the process leads none
+    except PermissionError:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+
+
 def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after `grace`."""
+    """SIGTERM the process (group), then SIGKILL what is left after `grace`."""
     if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+        _signal(proc, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace)
     # The group may outlive its leader (Kamailio's children): kill what is left.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    _signal(proc, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(2)
 
