@@ -108,6 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     services.prepare_directories(settings)
     db.configure()
     db.migrate()
+    from appliance.media.stock import ensure_stock
+
+    ensure_stock(strict=False)  # quick when the stock prompts are there already
     if args.demo and not Tenant.count().run_sync():
         from appliance.sitefile.apply import apply_file
 
