@@ -219,6 +219,8 @@ class CallRecord(Table, tablename="call_record"):
     """Why the call's recording or voicemail could not be produced (or is
     suspect), for the portal to show; empty when all is well."""
     survey_score = SmallInt(null=True, default=None)
+    voicemail_heard = Boolean(default=False)
+    """The owner or agent has listened to the message (new/heard)."""
 
 
 # --- the portal's login state (web/, appliance/auth/) ---------------------------
@@ -392,3 +394,24 @@ class CallStat(Table, tablename="call_stat"):
 
 
 TABLES.extend([LedgerEntry, MonthlyUsage, Gateway, Notice, CallStat])
+
+
+class AuditEntry(Table, tablename="audit_entry"):
+    """Who did what, when and from where: logins and every configuration
+    change, kept for the operator and the tenant's owner."""
+
+    at = Timestamptz(index=True)
+    tenant = ForeignKey(Tenant, null=True, on_delete=OnDelete.set_null)
+    actor = Varchar(length=255, default="")
+    """The user's e-mail, `api-token:<id>`, or `site-file` / `system`."""
+    source = Varchar(length=64, default="")
+    """The client's address."""
+    action = Varchar(length=64, index=True)
+    """`login`, `login_failed`, `logout`, `create`, `update`, `delete`, `apply`, …"""
+    target = Varchar(length=255, default="")
+    """What was acted on (`hotline:4001234567`, `extension:1001`)."""
+    detail = JSON(default="{}")
+    """What changed: {field: [before, after]}, secrets never included."""
+
+
+TABLES.append(AuditEntry)
