@@ -28,6 +28,7 @@ from web.domain.dashboard.controllers import DashboardController, DashboardPageC
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
+from web.domain.voicemail.controllers import VoicemailController, VoicemailPageController
 from web.errors import EXCEPTION_HANDLERS
 from web.i18n import LanguageMiddleware
 from web.security import add_security_headers
@@ -50,6 +51,8 @@ CONTROLLERS: list[Any] = [
     live,
     SiteFileController,
     SitePageController,
+    VoicemailController,
+    VoicemailPageController,
     home,
 ]
 
