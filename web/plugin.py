@@ -25,6 +25,7 @@ from web.domain.account.controllers import AccountApiController, AccountPageCont
 from web.domain.auth.controllers import LoginController, logout
 from web.domain.calls.controllers import CallController, CallPageController, home
 from web.domain.dashboard.controllers import DashboardController, DashboardPageController, live
+from web.domain.extensions.controllers import ExtensionController, ExtensionPageController
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
@@ -46,6 +47,8 @@ CONTROLLERS: list[Any] = [
     CallPageController,
     HotlineController,
     HotlinePageController,
+    ExtensionController,
+    ExtensionPageController,
     DashboardController,
     DashboardPageController,
     live,

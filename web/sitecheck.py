@@ -6,14 +6,19 @@ user's to fix."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from appliance.errors import LineboxError
+from appliance.auth.core import Principal
+from appliance.errors import LineboxError, NotFound
+from appliance.sitefile import apply as apply_mod
 from appliance.sitefile.export import export_site
 from appliance.sitefile.locate import KeyPath, render
-from appliance.sitefile.schema import Problems, SiteFile, _Checker, parse_site
+from appliance.sitefile.schema import Problems, SiteFile, TenantConfig, _Checker, parse_site
+from appliance.tables import Tenant
+from web.errors import InvalidRequest
 
 
 class Problem(msgspec.Struct, kw_only=True):
@@ -62,3 +67,116 @@ def convert(value: Any, kind: type[Any], what: str) -> Any:
         return msgspec.convert(value, kind)
     except msgspec.ValidationError as exc:
         raise InvalidChange(what, [Problem(key="", message=str(exc))]) from None
+
+
+# --- changing one tenant's objects (extensions, groups, schedules, menus) --------
+
+
+class TenantNotFound(NotFound):
+    error_id = "tenant-not-found"
+
+
+async def tenant_for(principal: Principal, slug: str | None) -> tuple[int, str]:
+    """The tenant (id, slug) a change is for: an owner's own; an operator names
+    one, or need not when the appliance serves a single tenant. A tenant the
+    principal may not see is not found, the same as one that does not exist."""
+    if not principal.is_operator:
+        own = (
+            await Tenant.select(Tenant.slug)
+            .where(Tenant._meta.primary_key == principal.tenant_id)
+            .first()
+        )
+        if own is None or principal.role == "agent" or (slug and slug != own["slug"]):
+            raise TenantNotFound(f"no tenant {slug or ''}".strip(), {"tenant": slug or ""})
+        return int(principal.tenant_id or 0), own["slug"]
+    query = Tenant.select(Tenant._meta.primary_key, Tenant.slug)
+    rows = await (query.where(Tenant.slug == slug) if slug else query)
+    if not rows:
+        raise TenantNotFound(f"no tenant {slug}", {"tenant": slug})
+    if len(rows) > 1:
+        raise InvalidRequest("tenant", "the appliance serves several tenants: name one (its slug)")
+    return rows[0]["id"], rows[0]["slug"]
+
+
+@dataclass
+class TenantEdit:
+    """The whole configuration as the site file sees it, to change one tenant's objects."""
+
+    site: SiteFile
+    index: int
+    slug: str
+    tenant_id: int
+
+    @property
+    def tenant(self) -> TenantConfig:
+        return self.site.tenants[self.index]
+
+    def check(self, what: str, *under: str | int) -> None:
+        """Raise InvalidChange with the problems under the tenant's `under` path."""
+        problems = problems_under(self.site, ("tenants", self.index, *under))
+        if problems:
+            raise InvalidChange(what, problems)
+
+
+async def edit_tenant(tenant_id: int, slug: str) -> TenantEdit:
+    site = await current_site()
+    return TenantEdit(site, tenant_index(site, slug), slug, tenant_id)
+
+
+def write_lock() -> Any:
+    """The transaction a portal change reads, checks and writes in: the same
+    write lock as `linebox apply`, so two changes never interleave."""
+    return apply_mod._transaction(False)
+
+
+def uses_of(tenant: TenantConfig, destination: str = "", schedule: str = "") -> list[Problem]:
+    """What of the tenant still points at `destination` (`group:sales`) or at
+    the schedule `schedule`: deleting it would leave them pointing at nothing."""
+    out: list[Problem] = []
+
+    def found(key: str, text: str) -> None:
+        out.append(Problem(key=key, message=text))
+
+    for hi, h in enumerate(tenant.hotlines):
+        for i, route in enumerate(h.routes):
+            where = render(("hotlines", hi, "routes", i))
+            if destination and (route.to == destination or destination in (route.split or {})):
+                found(where, f"hotline {h.number}, route {i + 1}, sends calls to {destination}")
+            if schedule and route.when and route.when.schedule in (schedule, "!" + schedule):
+                found(
+                    f"{where}.when",
+                    f"hotline {h.number}, route {i + 1}, follows schedule {schedule}",
+                )
+        if destination and h.fallback is not None:
+            for key in ("busy", "no_answer"):
+                if destination in (getattr(h.fallback, key) or ()):
+                    found(
+                        render(("hotlines", hi, "fallback", key)),
+                        f"hotline {h.number} falls back to {destination}",
+                    )
+    if destination:
+        for mi, m in enumerate(tenant.menus):
+            for key, dest in m.keys.items():
+                if dest == destination:
+                    found(
+                        render(("menus", mi, "keys", key)),
+                        f"key {key} of menu {m.name} leads to {destination}",
+                    )
+            if m.on_timeout == destination:
+                found(
+                    render(("menus", mi, "on_timeout")), f"menu {m.name} times out to {destination}"
+                )
+        for gi, g in enumerate(tenant.groups):
+            if destination in g.members:
+                found(
+                    render(("groups", gi, "members", g.members.index(destination))),
+                    f"group {g.name} rings {destination}",
+                )
+    return out
+
+
+class InUse(InvalidChange):
+    """A delete refused because other objects still point at the object."""
+
+    def __init__(self, what: str, uses: list[Problem]) -> None:
+        super().__init__(f"{what} is still in use; change these first", uses)

@@ -1,0 +1,237 @@
+"""Extensions (分机) over the API and the pages, against a real SQLite
+database and the published plan file: the SIP password is made by the
+appliance, shown once, and registers (its HA1 is in the plan)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from appliance import settings as settings_mod
+from appliance.routing.plan import decode
+from appliance.settings import Settings
+from appliance.tables import Extension
+from tests.unit.web_helpers import Session, setup_site
+from web.app import create_app
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, TestClient]]:
+    monkeypatch.setattr(settings_mod, "_current", None)
+    s = setup_site(tmp_path, monkeypatch)
+    with TestClient(app=create_app(s)) as c:
+        yield s, c
+
+
+@pytest.fixture
+def acme(app: tuple[Settings, TestClient]) -> Session:
+    return Session(app[1], "owner@acme.example")
+
+
+def plan(s: Settings):  # type: ignore[no-untyped-def]
+    return decode(s.paths.plan_file.read_bytes())
+
+
+def ha1_matches(s: Settings, number: str, password: str) -> bool:
+    extension = plan(s).extensions[number]
+    realm = s.sip.domain
+    expected = hashlib.md5(f"{number}:{realm}:{password}".encode()).hexdigest()
+    return bool(extension.ha1 == expected)
+
+
+def test_owner_lists_only_their_extensions_without_passwords(acme: Session) -> None:
+    response = acme.get("/api/v1/extensions")
+
+    assert response.status_code == 200
+    assert response.json() == [
+        {"number": "1001", "tenant": "acme", "name": "李雷", "agent_id": "8001", "ringback": ""},
+        {"number": "1002", "tenant": "acme", "name": "韩梅梅", "agent_id": "", "ringback": ""},
+    ]
+    assert "secret" not in response.text
+
+
+def test_create_shows_the_password_once_and_the_phone_can_register(
+    app: tuple[Settings, TestClient], acme: Session
+) -> None:
+    response = acme.post(
+        "/api/v1/extensions", json={"number": "1003", "name": "王芳", "agent_id": "8003"}
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    password = body["sip_password"]
+    assert len(password) == 16 and password.isalnum()
+    assert body["extension"] == {
+        "number": "1003",
+        "tenant": "acme",
+        "name": "王芳",
+        "agent_id": "8003",
+        "ringback": "",
+    }
+    assert ha1_matches(app[0], "1003", password)
+    # Never again: not in the object, not in the list, not on the page.
+    assert password not in acme.get("/api/v1/extensions/1003").text
+    assert password not in acme.get("/api/v1/extensions").text
+    assert password not in acme.get("/extensions/1003").text
+    # Stored as the site file stores it, so `linebox export` round-trips it.
+    row = Extension.select().where(Extension.number == "1003").first().run_sync()
+    assert row["sip_password"] == password
+
+
+def test_regenerate_replaces_the_password(app: tuple[Settings, TestClient], acme: Session) -> None:
+    first = acme.post("/api/v1/extensions/1001/password")
+    second = acme.post("/api/v1/extensions/1001/password")
+
+    assert first.status_code == second.status_code == 200
+    old, new = first.json()["sip_password"], second.json()["sip_password"]
+    assert old != new and old != "ext-1001-secret"
+    assert ha1_matches(app[0], "1001", new)
+    assert not ha1_matches(app[0], "1001", old)
+    assert first.json()["extension"]["agent_id"] == "8001"  # the rest untouched
+
+
+def test_update_name_and_agent_id(app: tuple[Settings, TestClient], acme: Session) -> None:
+    response = acme.patch("/api/v1/extensions/1002", json={"name": "梅梅", "agent_id": "8002"})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "梅梅"
+    assert plan(app[0]).extensions["1002"].agent_id == "8002"
+    assert ha1_matches(app[0], "1002", "ext-1002-secret")  # the password stays
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "text"),
+    [
+        ({"number": "1"}, "number", "is not an extension number"),
+        ({"number": "12a4"}, "number", "is not an extension number"),
+        ({"number": "1001"}, "number", "is taken"),
+        ({"number": "2001"}, "number", "is taken"),  # globex's, not named
+        ({"number": "1009", "agent_id": "A7"}, "agent_id", "is not an agent id"),
+        ({"number": "1009", "ringback": "nope"}, "ringback", "is not a prompt"),
+    ],
+)
+def test_invalid_create_explains_and_writes_nothing(
+    app: tuple[Settings, TestClient], acme: Session, body: dict[str, str], key: str, text: str
+) -> None:
+    before = app[0].paths.plan_file.read_bytes()
+    response = acme.post("/api/v1/extensions", json=body)
+
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error_id"] == "invalid-change"
+    assert [e["key"] for e in error["details"]["errors"]] == [key]
+    assert text in error["detail"]
+    assert "globex" not in response.text
+    assert Extension.count().run_sync() == 3
+    assert app[0].paths.plan_file.read_bytes() == before
+
+
+def test_delete_is_refused_while_a_group_rings_it(acme: Session) -> None:
+    response = acme.delete("/api/v1/extensions/1001")
+
+    assert response.status_code == 400
+    error = response.json()
+    assert error["error_id"] == "invalid-change"
+    assert error["details"]["errors"] == [
+        {
+            "key": "hotlines[1].routes[0]",
+            "message": "hotline 4006668888, route 1, sends calls to ext:1001",
+        },
+        {"key": "groups[0].members[0]", "message": "group sales rings ext:1001"},
+    ]
+    assert acme.get("/api/v1/extensions/1001").status_code == 200
+
+
+def test_delete_an_unused_extension(app: tuple[Settings, TestClient], acme: Session) -> None:
+    acme.post("/api/v1/extensions", json={"number": "1005"})
+    assert "1005" in plan(app[0]).extensions
+
+    response = acme.delete("/api/v1/extensions/1005")
+
+    assert response.status_code == 204
+    assert acme.get("/api/v1/extensions/1005").status_code == 404
+    assert "1005" not in plan(app[0]).extensions
+
+
+def test_another_tenants_extension_is_not_found_for_every_verb(acme: Session) -> None:
+    for response in (
+        acme.get("/api/v1/extensions/2001"),
+        acme.patch("/api/v1/extensions/2001", json={"name": "mine now"}),
+        acme.post("/api/v1/extensions/2001/password"),
+        acme.delete("/api/v1/extensions/2001"),
+        acme.get("/extensions/2001"),
+        acme.post("/extensions/2001", data={"name": "x", "_csrf": acme.csrf}),
+        acme.post("/extensions/2001/password", data={"_csrf": acme.csrf}),
+        acme.post("/extensions/2001/delete", data={"_csrf": acme.csrf}),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.json()["error_id"] == "extension-not-found"
+    assert "2001" not in acme.get("/extensions").text
+    row = Extension.select().where(Extension.number == "2001").first().run_sync()
+    assert (row["name"], row["sip_password"]) == ("Homer", "ext-2001-secret")
+
+
+def test_an_owner_cannot_create_in_another_tenant(acme: Session) -> None:
+    response = acme.post("/api/v1/extensions", json={"number": "1009", "tenant": "globex"})
+
+    assert response.status_code == 404
+    assert response.json()["error_id"] == "tenant-not-found"
+    assert not Extension.exists().where(Extension.number == "1009").run_sync()
+
+
+def test_operator_names_the_tenant(app: tuple[Settings, TestClient]) -> None:
+    operator = Session(app[1], "root@linebox.example")
+    assert len(operator.get("/api/v1/extensions").json()) == 3
+
+    unnamed = operator.post("/api/v1/extensions", json={"number": "2002"})
+    named = operator.post("/api/v1/extensions", json={"number": "2002", "tenant": "globex"})
+
+    assert unnamed.status_code == 400 and "tenant" in unnamed.json()["detail"]
+    assert named.status_code == 201 and named.json()["extension"]["tenant"] == "globex"
+
+
+def test_agents_may_not_manage_extensions(app: tuple[Settings, TestClient]) -> None:
+    agent = Session(app[1], "agent@acme.example")
+
+    assert agent.get("/api/v1/extensions").status_code == 403
+    assert agent.post("/api/v1/extensions", json={"number": "1009"}).status_code == 403
+
+
+def test_pages_create_show_the_password_once_and_edit(
+    app: tuple[Settings, TestClient], acme: Session
+) -> None:
+    page = acme.get("/extensions")
+    assert page.status_code == 200 and "李雷" in page.text and "分机" in page.text
+
+    created = acme.post(
+        "/extensions", data={"_csrf": acme.csrf, "number": "1007", "name": "赵六"}
+    )
+    assert created.status_code == 201
+    assert created.headers["cache-control"] == "no-store"
+    shown = created.text.split("data-sip-password>")[1].split("<")[0]
+    assert ha1_matches(app[0], "1007", shown)
+    assert shown not in acme.get("/extensions/1007").text
+
+    bad = acme.post("/extensions", data={"_csrf": acme.csrf, "number": "x"})
+    assert bad.status_code == 400 and "is not an extension number" in bad.text
+
+    saved = acme.post(
+        "/extensions/1007", data={"_csrf": acme.csrf, "name": "赵六六", "agent_id": "8007"}
+    )
+    assert saved.status_code == 200 and "已保存" in saved.text
+    assert acme.get("/api/v1/extensions/1007").json()["agent_id"] == "8007"
+
+    renewed = acme.post("/extensions/1007/password", data={"_csrf": acme.csrf})
+    again = renewed.text.split("data-sip-password>")[1].split("<")[0]
+    assert again != shown and ha1_matches(app[0], "1007", again)
+
+    refused = acme.post("/extensions/1001/delete", data={"_csrf": acme.csrf})
+    assert refused.status_code == 400 and "group sales rings ext:1001" in refused.text
+    gone = acme.post("/extensions/1007/delete", data={"_csrf": acme.csrf}, follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == "/extensions"
+    assert acme.get("/api/v1/extensions/1007").status_code == 404

@@ -1,0 +1,1 @@
+"""Extensions (分机): the phones that register, with SIP passwords shown once."""
