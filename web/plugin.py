@@ -22,6 +22,7 @@ from appliance.settings import Settings
 from web import templating
 from web.auth import AuthMiddleware
 from web.domain.account.controllers import AccountApiController, AccountPageController
+from web.domain.audit.controllers import AuditController, AuditPageController
 from web.domain.auth.controllers import LoginController, logout
 from web.domain.calls.controllers import CallController, CallPageController, home
 from web.domain.dashboard.controllers import DashboardController, DashboardPageController, live
@@ -56,6 +57,8 @@ CONTROLLERS: list[Any] = [
     SitePageController,
     VoicemailController,
     VoicemailPageController,
+    AuditController,
+    AuditPageController,
     home,
 ]
 

@@ -21,6 +21,7 @@ from web.domain.account.schemas import (
     Me,
     PasswordChange,
 )
+from web.domain.audit.services import log as audit_log
 from web.errors import BAD_REQUEST, error_response_spec
 from web.i18n import gettext
 
@@ -56,7 +57,11 @@ class AccountApiController(Controller):
         responses=BAD_REQUEST,
     )
     async def change_password(
-        self, principal: CurrentUser, settings: AppSettings, data: PasswordChange
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        data: PasswordChange,
     ) -> None:
         await core.change_password(
             secret_key(settings),
@@ -65,6 +70,7 @@ class AccountApiController(Controller):
             data.new_password,
             keep_session=principal.session_token,
         )
+        await audit_log(request, "password_change", f"user:{principal.login}")
 
     @get("/tokens", operation_id="listApiTokens", summary="The user's API tokens")
     async def list_tokens(self, principal: CurrentUser) -> list[ApiTokenOut]:
@@ -77,11 +83,16 @@ class AccountApiController(Controller):
         responses=BAD_REQUEST,
     )
     async def create_token(
-        self, principal: CurrentUser, settings: AppSettings, data: ApiTokenCreate
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        data: ApiTokenCreate,
     ) -> ApiTokenCreated:
         info, secret = await core.create_api_token(
             secret_key(settings), principal.user_id, data.name
         )
+        await audit_log(request, "token_create", f"api-token:{info.id}", detail={"name": info.name})
         return ApiTokenCreated(token=services.token_out(info), secret=secret)
 
     @delete(
@@ -94,9 +105,13 @@ class AccountApiController(Controller):
         },
     )
     async def revoke_token(
-        self, principal: CurrentUser, token_id: Annotated[int, Parameter(ge=1, le=2**62)]
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        token_id: Annotated[int, Parameter(ge=1, le=2**62)],
     ) -> None:
         await services.revoke(principal, token_id)
+        await audit_log(request, "token_revoke", f"api-token:{token_id}")
 
 
 class PasswordForm(msgspec.Struct, kw_only=True):
@@ -145,6 +160,7 @@ class AccountPageController(Controller):
     @post("/password", operation_id="accountPassword", status_code=200)
     async def password(
         self,
+        request: Request[Any, Any, Any],
         principal: CurrentUser,
         settings: AppSettings,
         data: Annotated[PasswordForm, FORM],
@@ -161,28 +177,40 @@ class AccountPageController(Controller):
             )
         except LineboxError as exc:
             return await self._page(principal, 400, error=explain(exc))
+        await audit_log(request, "password_change", f"user:{principal.login}")
         return await self._page(principal, message=gettext("The password is changed."))
 
     @post("/tokens", operation_id="accountCreateToken", status_code=200)
     async def create_token(
-        self, principal: CurrentUser, settings: AppSettings, data: Annotated[TokenForm, FORM]
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        data: Annotated[TokenForm, FORM],
     ) -> Template:
         try:
-            _info, secret = await core.create_api_token(
+            info, secret = await core.create_api_token(
                 secret_key(settings), principal.user_id, data.name
             )
         except LineboxError as exc:
             return await self._page(principal, 400, error=explain(exc))
+        await audit_log(request, "token_create", f"api-token:{info.id}", detail={"name": info.name})
         return await self._page(principal, new_secret=secret)
 
     @post("/tokens/{token_id:int}/revoke", operation_id="accountRevokeToken", status_code=303)
-    async def revoke_token(self, principal: CurrentUser, token_id: int) -> Redirect:
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], principal: CurrentUser, token_id: int
+    ) -> Redirect:
         await services.revoke(principal, token_id)
+        await audit_log(request, "token_revoke", f"api-token:{token_id}")
         return Redirect("/account", status_code=303)
 
     @post("/totp", operation_id="accountTotp", status_code=200)
     async def totp_enable(
-        self, principal: CurrentUser, data: Annotated[TotpForm, FORM]
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        data: Annotated[TotpForm, FORM],
     ) -> Template:
         secret = data.secret.strip().upper()
         try:
@@ -197,6 +225,7 @@ class AccountPageController(Controller):
                 totp_secret=secret if len(secret) >= 16 else "",
             )
         await core.set_totp(principal.user_id, secret)
+        await audit_log(request, "totp_enable", f"user:{principal.login}")
         return await self._page(principal, message=gettext("Two-step login is on."))
 
     @post("/totp/disable", operation_id="accountTotpDisable", status_code=200)
@@ -211,4 +240,5 @@ class AccountPageController(Controller):
                 principal, 400, error=gettext("The code is wrong or was already used.")
             )
         await core.set_totp(principal.user_id, "")
+        await audit_log(request, "totp_disable", f"user:{principal.login}")
         return await self._page(principal, message=gettext("Two-step login is off."))

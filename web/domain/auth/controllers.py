@@ -9,6 +9,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 from litestar.response import Redirect, Template
 
+from appliance import audit
 from appliance.auth import core
 from appliance.auth.secret import secret_key
 from web.auth import (
@@ -19,6 +20,8 @@ from web.auth import (
     session_cookie,
 )
 from web.dependencies import AppSettings
+from web.domain.audit.services import client_address
+from web.domain.audit.services import log as audit_log
 from web.i18n import LANG_COOKIE, LANGUAGES, gettext
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -59,6 +62,25 @@ def _login_page(
     )
 
 
+async def _audit_login(
+    request: Request[Any, Any, Any], action: str, login: str, user_id: int | None = None
+) -> None:
+    # A failure keeps the login as typed (trimmed, bounded), with the tenant
+    # when it names a user, so an owner sees the attempts on their people.
+    # A success names the user who logged in, also when a hotline number was typed.
+    tried = login.strip()[:255]
+    user = await audit.user_of(tried) if user_id is None else await audit.user_by_id(user_id)
+    actor = user["login"] if user else tried
+    await audit.record(
+        action,
+        actor=actor,
+        source=client_address(request),
+        target=f"user:{actor}",
+        tenant=user["tenant"] if user else None,
+        detail={"typed": tried} if tried != actor else None,
+    )
+
+
 class LoginController(Controller):
     path = "/"
     include_in_schema = False
@@ -82,6 +104,7 @@ class LoginController(Controller):
         try:
             user_id = await core.login(data.login, data.password)
         except core.LockedOut:
+            await _audit_login(request, "login_locked", data.login)
             return _login_page(
                 request,
                 secure,
@@ -91,6 +114,7 @@ class LoginController(Controller):
                 status=429,
             )
         except core.LoginFailed:
+            await _audit_login(request, "login_failed", data.login)
             return _login_page(
                 request,
                 secure,
@@ -99,6 +123,7 @@ class LoginController(Controller):
                 next_=next_,
                 status=401,
             )
+        await _audit_login(request, "login", data.login, user_id)
         pending = await core.totp_required(user_id)
         token = await core.create_session(
             key,
@@ -160,6 +185,7 @@ class LoginController(Controller):
 
 @post("/logout", operation_id="logout", include_in_schema=False, status_code=303)
 async def logout(request: Request[Any, Any, Any], settings: AppSettings) -> Redirect:
+    await audit_log(request, "logout")
     await core.delete_session(secret_key(settings), request.cookies.get(SESSION_COOKIE, ""))
     gone = Cookie(key=SESSION_COOKIE, value="", max_age=0, path="/", httponly=True)
     return Redirect("/login", cookies=[gone], status_code=303)

@@ -7,10 +7,12 @@ from litestar import Controller, Request, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Template
 
+from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from appliance.tables import Schedule
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.hotlines import services
 from web.domain.hotlines.schemas import (
     Fallback,
@@ -56,9 +58,18 @@ class HotlineController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def update_hotline(
-        self, principal: CurrentUser, number: NumberParam, data: HotlineUpdate
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        number: NumberParam,
+        data: HotlineUpdate,
     ) -> HotlineOut:
-        return await services.update_hotline(principal, number, data)
+        before = await services.get_hotline(principal, number)
+        after = await services.update_hotline(principal, number, data)
+        await audit_log(
+            request, "update", f"hotline:{number}", changes=diff(before, after), tenant=after.tenant
+        )
+        return after
 
     @post(
         "/{number:str}/simulate",
@@ -227,14 +238,17 @@ class HotlinePageController(Controller):
     async def hotline_save(
         self, request: Request[Any, Any, Any], principal: CurrentUser, number: str
     ) -> Template:
-        await services.get_hotline(principal, number)  # 404 before reading anything
+        before = await services.get_hotline(principal, number)  # 404 before reading anything
         form = await request.form()
         try:
             update = form_to_update(form)
-            await services.update_hotline(principal, number, update)
+            after = await services.update_hotline(principal, number, update)
         except LineboxError as exc:
             errors = exc.details.get("errors") or [{"key": "", "message": exc.detail}]
             return await self._detail(principal, number, status=400, errors=errors)
+        await audit_log(
+            request, "update", f"hotline:{number}", changes=diff(before, after), tenant=after.tenant
+        )
         return await self._detail(
             principal, number, message=gettext("Saved. The next call follows the new settings.")
         )

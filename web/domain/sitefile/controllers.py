@@ -9,6 +9,7 @@ from litestar.response import Template
 
 from appliance.errors import LineboxError, SiteFileError
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.sitefile import services
 from web.domain.sitefile.schemas import SiteChanges, SiteUpload
 from web.errors import BAD_REQUEST
@@ -56,8 +57,12 @@ class SiteFileController(Controller):
         summary="Make the configuration match this site file (all or nothing)",
         responses=BAD_REQUEST,
     )
-    async def apply(self, principal: CurrentUser, data: SiteUpload) -> SiteChanges:
-        return await services.upload(principal, data.text, apply=True)
+    async def apply(
+        self, request: Request[Any, Any, Any], principal: CurrentUser, data: SiteUpload
+    ) -> SiteChanges:
+        result = await services.upload(principal, data.text, apply=True)
+        await audit_log(request, "apply", "site-file", detail=services.audit_detail(result))
+        return result
 
 
 class UploadForm(msgspec.Struct, kw_only=True):
@@ -111,6 +116,8 @@ class SitePageController(Controller):
                 context={"text": data.text, "result": None, "problems": [exc.detail]},
                 status_code=400,
             )
+        if apply:
+            await audit_log(request, "apply", "site-file", detail=services.audit_detail(result))
         message = gettext("Applied.") if apply else ""
         return Template(
             "site/index.html",

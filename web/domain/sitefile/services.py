@@ -98,6 +98,19 @@ async def _owner_text(principal: Principal, text: str) -> str:
     )
 
 
+AUDIT_CHANGES = 200
+"""Change lines kept in the audit entry of an apply; the count is always kept."""
+
+
+def audit_detail(result: SiteChanges) -> dict[str, Any]:
+    """What an applied site file changed, for the audit log. The change lines
+    name objects and fields, never secret values (apply's diff hides them)."""
+    return {
+        "changed": len(result.changes),
+        "changes": result.changes[:AUDIT_CHANGES],
+    }
+
+
 async def upload(principal: Principal, text: str, *, apply: bool) -> SiteChanges:
     if len(text.encode()) > MAX_BYTES:
         raise _problem(f"the file is larger than {MAX_BYTES // 1024 // 1024} MiB")
