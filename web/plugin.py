@@ -27,6 +27,7 @@ from web.domain.auth.controllers import LoginController, logout
 from web.domain.calls.controllers import CallController, CallPageController, home
 from web.domain.dashboard.controllers import DashboardController, DashboardPageController, live
 from web.domain.extensions.controllers import ExtensionController, ExtensionPageController
+from web.domain.groups.controllers import GroupController, GroupPageController
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
@@ -50,6 +51,8 @@ CONTROLLERS: list[Any] = [
     HotlinePageController,
     ExtensionController,
     ExtensionPageController,
+    GroupController,
+    GroupPageController,
     DashboardController,
     DashboardPageController,
     live,

@@ -18,6 +18,7 @@ from appliance.sitefile.export import export_site
 from appliance.sitefile.locate import KeyPath, render
 from appliance.sitefile.schema import Problems, SiteFile, TenantConfig, _Checker, parse_site
 from appliance.tables import Tenant
+from web.auth import scoped
 from web.errors import InvalidRequest
 
 
@@ -180,3 +181,36 @@ class InUse(InvalidChange):
 
     def __init__(self, what: str, uses: list[Problem]) -> None:
         super().__init__(f"{what} is still in use; change these first", uses)
+
+
+async def named_row(
+    principal: Principal, table: Any, name: str, tenant: str | None, not_found: type[NotFound]
+) -> tuple[dict[str, Any], str]:
+    """The row of a tenant's named object (group, schedule, menu) and its
+    tenant's slug. Names are unique within a tenant: an operator names the
+    tenant (`?tenant=`) when several have one by that name."""
+    conditions = scoped(principal, table.tenant, [table.name == name])
+    if tenant:
+        conditions.append(table.tenant.slug == tenant)
+    rows = (
+        []
+        if principal.role == "agent"
+        else await table.select(
+            table.all_columns(), table.tenant.slug.as_alias("tenant_slug")
+        ).where(*conditions)
+    )
+    if not rows:
+        raise not_found(f"no {table._meta.tablename.removeprefix('ring_')} {name}", {"name": name})
+    if len(rows) > 1:
+        raise InvalidRequest("tenant", f"several tenants have {name!r}: name one (its slug)")
+    return rows[0], rows[0]["tenant_slug"]
+
+
+async def next_position(table: Any, tenant_id: int) -> int:
+    last = (
+        await table.select(table.position)
+        .where(table.tenant == tenant_id)
+        .order_by(table.position, ascending=False)
+        .first()
+    )
+    return 0 if last is None else int(last["position"]) + 1

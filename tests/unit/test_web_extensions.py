@@ -208,9 +208,7 @@ def test_pages_create_show_the_password_once_and_edit(
     page = acme.get("/extensions")
     assert page.status_code == 200 and "李雷" in page.text and "分机" in page.text
 
-    created = acme.post(
-        "/extensions", data={"_csrf": acme.csrf, "number": "1007", "name": "赵六"}
-    )
+    created = acme.post("/extensions", data={"_csrf": acme.csrf, "number": "1007", "name": "赵六"})
     assert created.status_code == 201
     assert created.headers["cache-control"] == "no-store"
     shown = created.text.split("data-sip-password>")[1].split("<")[0]
