@@ -30,6 +30,7 @@ from web.domain.extensions.controllers import ExtensionController, ExtensionPage
 from web.domain.groups.controllers import GroupController, GroupPageController
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
+from web.domain.prompts.controllers import PromptController, PromptPageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
 from web.domain.voicemail.controllers import VoicemailController, VoicemailPageController
 from web.errors import EXCEPTION_HANDLERS
@@ -62,6 +63,8 @@ CONTROLLERS: list[Any] = [
     VoicemailPageController,
     AuditController,
     AuditPageController,
+    PromptController,
+    PromptPageController,
     home,
 ]
 

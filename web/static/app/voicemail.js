@@ -1,4 +1,4 @@
-// The voicemail inbox: playing a message marks it heard; deleting asks first.
+// The voicemail inbox: playing a message marks it heard.
 (function () {
   "use strict";
   var csrf = document.querySelector("meta[name=csrf-token]").content;
@@ -17,11 +17,6 @@
         badge.textContent = badge.dataset.heardLabel;
         badge.classList.remove("status-talking");
       });
-    });
-  });
-  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
-    form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
 })();

@@ -1,0 +1,270 @@
+"""A tenant's prompts (语音文件): list, upload, speak from text, listen, delete.
+
+The audio work is appliance.media.prompts': the type sniffed from the content,
+size and length limits, sox and espeak-ng run in a child with a time limit and
+resource limits, the result written atomically. Here: who may, which name,
+and nothing left behind when something fails. A prompt lives in
+`<data>/prompts/<tenant>/<name>.wav`, as the site file's prompts do, and the
+routing plan is published again after each change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from litestar.datastructures import UploadFile
+
+from appliance.auth.core import Principal
+from appliance.errors import LineboxError, NotFound
+from appliance.media import prompts as media
+from appliance.routing.compile import publish_from_db
+from appliance.settings import Settings
+from appliance.sitefile.schema import PromptConfig
+from appliance.tables import Extension, Group, Hotline, Menu, Prompt, Tenant
+from web.auth import scoped
+from web.domain.prompts.schemas import PromptOut
+from web.errors import InvalidRequest
+from web.sitecheck import InvalidChange, current_site, problems_under, tenant_index
+
+CHUNK = 256 * 1024
+
+
+class PromptNotFound(NotFound):
+    error_id = "prompt-not-found"
+
+
+class TenantNotFound(NotFound):
+    error_id = "tenant-not-found"
+
+
+class PromptInUse(LineboxError):
+    """Deleting it would leave a hotline, menu or group playing nothing."""
+
+    error_id = "invalid-prompt-in-use"
+
+
+async def tenant_of(principal: Principal, slug: str | None) -> tuple[int, str]:
+    """The tenant (id, slug) a new prompt is for: an owner's own; an operator
+    names one (or need not, when the appliance serves one tenant). Another
+    tenant is not found, the same as one that does not exist."""
+    query = Tenant.select(Tenant._meta.primary_key, Tenant.slug)
+    if not principal.is_operator:
+        query = query.where(Tenant._meta.primary_key == (principal.tenant_id or -1))
+    if slug:
+        query = query.where(Tenant.slug == slug)
+    rows = await query
+    if not rows:
+        raise TenantNotFound(f"no tenant {slug or ''}".strip(), {"tenant": slug or ""})
+    if len(rows) > 1:
+        raise InvalidRequest("tenant", "the appliance serves several tenants: name one (its slug)")
+    return rows[0]["id"], rows[0]["slug"]
+
+
+async def _uses(tenant_id: int, name: str) -> list[str]:
+    """What plays the prompt `name` of the tenant."""
+    uses = [
+        f"hotline {r['number']} ringback"
+        for r in await Hotline.select(Hotline.number).where(
+            Hotline.tenant == tenant_id, Hotline.ringback == name
+        )
+    ]
+    uses += [
+        f"extension {r['number']} ringback"
+        for r in await Extension.select(Extension.number).where(
+            Extension.tenant == tenant_id, Extension.ringback == name
+        )
+    ]
+    uses += [
+        f"menu {r['name']}"
+        for r in await Menu.select(Menu.name).where(Menu.tenant == tenant_id, Menu.prompt == name)
+    ]
+    for group in await Group.select(Group.name, Group.queue).where(Group.tenant == tenant_id):
+        queue = group["queue"]
+        queue = json.loads(queue) if isinstance(queue, str) else queue
+        if isinstance(queue, dict) and queue.get("music") == name:
+            uses.append(f"group {group['name']} queue music")
+    return uses
+
+
+def audio_file(settings: Settings, stored: str) -> Path | None:
+    """The prompt's file when it is inside the data directory and exists."""
+    if not stored:
+        return None
+    data_dir = settings.paths.data_dir.resolve()
+    path = Path(stored)
+    path = (path if path.is_absolute() else data_dir / path).resolve()
+    if not path.is_relative_to(data_dir) or not path.is_file():
+        return None
+    return path
+
+
+async def _out(row: dict[str, Any], slug: str, settings: Settings) -> PromptOut:
+    path = audio_file(settings, row["file"])
+    return PromptOut(
+        id=row["id"],
+        tenant=slug,
+        name=row["name"],
+        kind="text" if row["text"] else "file",
+        text=row["text"],
+        duration_ms=media.duration_ms(path) if path else 0,
+        used_by=await _uses(row["tenant"], row["name"]),
+    )
+
+
+async def _slugs() -> dict[int, str]:
+    return {r["id"]: r["slug"] for r in await Tenant.select(Tenant._meta.primary_key, Tenant.slug)}
+
+
+async def list_prompts(principal: Principal, settings: Settings) -> list[PromptOut]:
+    if principal.role == "agent":
+        return []
+    query = Prompt.select().order_by(Prompt.tenant, Prompt.position, Prompt.name)
+    conditions = scoped(principal, Prompt.tenant, [])
+    rows = await (query.where(*conditions) if conditions else query)
+    slugs = await _slugs()
+    return [await _out(r, slugs.get(r["tenant"], ""), settings) for r in rows]
+
+
+async def _row(principal: Principal, prompt_id: int) -> dict[str, Any]:
+    row = None
+    if principal.role != "agent":
+        row = (
+            await Prompt.select()
+            .where(Prompt._meta.primary_key == prompt_id, *scoped(principal, Prompt.tenant, []))
+            .first()
+        )
+    if row is None:
+        raise PromptNotFound(f"no prompt {prompt_id}", {"id": prompt_id})
+    return row
+
+
+async def get_prompt(principal: Principal, settings: Settings, prompt_id: int) -> PromptOut:
+    row = await _row(principal, prompt_id)
+    return await _out(row, (await _slugs()).get(row["tenant"], ""), settings)
+
+
+async def audio_path(principal: Principal, settings: Settings, prompt_id: int) -> Path:
+    row = await _row(principal, prompt_id)
+    path = audio_file(settings, row["file"])
+    if path is None:
+        raise PromptNotFound(f"prompt {row['name']} has no audio", {"id": prompt_id})
+    return path
+
+
+async def _check_new(slug: str, config: PromptConfig) -> None:
+    """The site file's rules for a new prompt: a valid name, not taken."""
+    site = await current_site()
+    ti = tenant_index(site, slug)
+    site.tenants[ti].prompts.append(config)
+    problems = problems_under(site, ("tenants", ti, "prompts", len(site.tenants[ti].prompts) - 1))
+    if problems:
+        raise InvalidChange(f"prompt {config.name!r}", problems)
+
+
+async def _insert(tenant_id: int, name: str, text: str, dest: Path) -> int:
+    last = (
+        await Prompt.select(Prompt.position)
+        .where(Prompt.tenant == tenant_id)
+        .order_by(Prompt.position, ascending=False)
+        .first()
+    )
+    row = Prompt(
+        tenant=tenant_id,
+        name=name,
+        text=text,
+        file=str(dest),
+        position=(last["position"] + 1) if last else 0,
+    )
+    inserted = await Prompt.insert(row)
+    await publish_from_db()
+    return int(inserted[0]["id"])
+
+
+async def create_from_text(
+    principal: Principal, settings: Settings, name: str, text: str, tenant: str | None
+) -> PromptOut:
+    tenant_id, slug = await tenant_of(principal, tenant)
+    name, text = name.strip(), text.strip()
+    await _check_new(slug, PromptConfig(name=name, text=text))
+    if len(text) > media.MAX_TEXT_CHARS:
+        raise InvalidRequest("text", f"longer than {media.MAX_TEXT_CHARS} characters")
+    dest = media.tenant_prompt_path(slug, name)
+    # Spoken into place first: a text espeak-ng cannot speak changes nothing.
+    await asyncio.to_thread(media.render_text_cached, text, "auto", dest)
+    dest.with_name(dest.name + media.TTS_SUFFIX).write_text(media.tts_digest(text) + "\n")
+    try:
+        prompt_id = await _insert(tenant_id, name, text, dest)
+    except BaseException:
+        _remove(dest)
+        raise
+    return await get_prompt(principal, settings, prompt_id)
+
+
+async def _save_upload(upload: UploadFile, folder: Path) -> Path:
+    """The upload in a temporary file, refused as soon as it is too large."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".upload-", dir=folder)
+    path, size = Path(name), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := await upload.read(CHUNK):
+                size += len(chunk)
+                if size > media.MAX_UPLOAD_BYTES:
+                    raise media.PromptError(
+                        f"the file is larger than {media.MAX_UPLOAD_BYTES // 1048576} MB"
+                    )
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def create_from_upload(
+    principal: Principal, settings: Settings, name: str, upload: UploadFile, tenant: str | None
+) -> PromptOut:
+    tenant_id, slug = await tenant_of(principal, tenant)
+    name = name.strip()
+    await _check_new(slug, PromptConfig(name=name, file=f"{name}.wav"))
+    dest = media.tenant_prompt_path(slug, name)
+    src = await _save_upload(upload, media.prompts_dir())
+    try:
+        await asyncio.to_thread(media.convert_upload, src, dest)
+    finally:
+        src.unlink(missing_ok=True)
+    try:
+        prompt_id = await _insert(tenant_id, name, "", dest)
+    except BaseException:
+        _remove(dest)
+        raise
+    return await get_prompt(principal, settings, prompt_id)
+
+
+def _remove(path: Path) -> None:
+    """A prompt's audio and its TTS note, when they are in the prompts folder."""
+    root = media.prompts_dir().resolve()
+    for p in (path, path.with_name(path.name + media.TTS_SUFFIX)):
+        with contextlib.suppress(OSError):
+            if p.resolve().is_relative_to(root):
+                p.unlink(missing_ok=True)
+
+
+async def delete_prompt(principal: Principal, prompt_id: int) -> None:
+    row = await _row(principal, prompt_id)
+    uses = await _uses(row["tenant"], row["name"])
+    if uses:
+        raise PromptInUse(
+            f"prompt {row['name']} is in use ({', '.join(uses)}): "
+            "choose another prompt there first",
+            {"id": prompt_id, "used_by": uses},
+        )
+    await Prompt.delete().where(Prompt._meta.primary_key == prompt_id)
+    await publish_from_db()
+    if row["file"]:
+        _remove(Path(row["file"]))
