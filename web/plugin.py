@@ -31,6 +31,7 @@ from web.domain.groups.controllers import GroupController, GroupPageController
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.prompts.controllers import PromptController, PromptPageController
+from web.domain.schedules.controllers import ScheduleController, SchedulePageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
 from web.domain.voicemail.controllers import VoicemailController, VoicemailPageController
 from web.errors import EXCEPTION_HANDLERS
@@ -54,6 +55,8 @@ CONTROLLERS: list[Any] = [
     ExtensionPageController,
     GroupController,
     GroupPageController,
+    ScheduleController,
+    SchedulePageController,
     DashboardController,
     DashboardPageController,
     live,
