@@ -22,6 +22,15 @@ from appliance.settings import Settings
 from web import templating
 from web.auth import AuthMiddleware
 from web.domain.account.controllers import AccountApiController, AccountPageController
+from web.domain.admin.controllers import (
+    AdminPageController,
+    BackupAdminController,
+    HealthAdminController,
+    NumberAdminController,
+    TenantAdminController,
+    TrunkAdminController,
+    UserAdminController,
+)
 from web.domain.audit.controllers import AuditController, AuditPageController
 from web.domain.auth.controllers import LoginController, logout
 from web.domain.calls.controllers import CallController, CallPageController, home
@@ -68,6 +77,13 @@ CONTROLLERS: list[Any] = [
     AuditPageController,
     PromptController,
     PromptPageController,
+    TenantAdminController,
+    NumberAdminController,
+    TrunkAdminController,
+    UserAdminController,
+    BackupAdminController,
+    HealthAdminController,
+    AdminPageController,
     home,
 ]
 
