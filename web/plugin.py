@@ -39,6 +39,7 @@ from web.domain.extensions.controllers import ExtensionController, ExtensionPage
 from web.domain.groups.controllers import GroupController, GroupPageController
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
+from web.domain.menus.controllers import MenuController, MenuPageController
 from web.domain.prompts.controllers import PromptController, PromptPageController
 from web.domain.schedules.controllers import ScheduleController, SchedulePageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
@@ -66,6 +67,8 @@ CONTROLLERS: list[Any] = [
     GroupPageController,
     ScheduleController,
     SchedulePageController,
+    MenuController,
+    MenuPageController,
     DashboardController,
     DashboardPageController,
     live,
