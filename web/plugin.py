@@ -41,6 +41,7 @@ from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.menus.controllers import MenuController, MenuPageController
 from web.domain.prompts.controllers import PromptController, PromptPageController
+from web.domain.reports.controllers import ReportController, ReportPageController
 from web.domain.schedules.controllers import ScheduleController, SchedulePageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
 from web.domain.voicemail.controllers import VoicemailController, VoicemailPageController
@@ -87,6 +88,8 @@ CONTROLLERS: list[Any] = [
     BackupAdminController,
     HealthAdminController,
     AdminPageController,
+    ReportController,
+    ReportPageController,
     home,
 ]
 
