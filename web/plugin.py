@@ -40,6 +40,7 @@ from web.domain.groups.controllers import GroupController, GroupPageController
 from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.menus.controllers import MenuController, MenuPageController
+from web.domain.network.controllers import NetworkController, NetworkPageController
 from web.domain.prompts.controllers import PromptController, PromptPageController
 from web.domain.reports.controllers import ReportController, ReportPageController
 from web.domain.schedules.controllers import ScheduleController, SchedulePageController
@@ -90,6 +91,8 @@ CONTROLLERS: list[Any] = [
     AdminPageController,
     ReportController,
     ReportPageController,
+    NetworkController,
+    NetworkPageController,
     home,
 ]
 

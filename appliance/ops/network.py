@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
+import subprocess
 import time
 import tomllib
 from dataclasses import dataclass
@@ -181,43 +183,103 @@ class StaticNetwork:
     interface: str = "en* eth*"
 
 
+_INTERFACE = re.compile(r"^[A-Za-z0-9*?_.:@-]{1,15}\Z")
+MAX_DNS = 3
+"""What resolv.conf and most resolvers use; more is a typo more often than not."""
+
+
+def _text(table: dict[str, Any], key: str, default: str, where: str, problems: list[str]) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        problems.append(f"{where} {key} must be text, not {value!r}")
+        return default
+    return value.strip()
+
+
 def parse_static(table: dict[str, Any], where: str = "[appliance.network]") -> StaticNetwork | None:
-    """A site file's `[appliance.network]` table: `address = "dhcp"` (or no
-    table) means DHCP; otherwise `address` with its prefix, `gateway`, `dns`."""
-    address = str(table.get("address", "dhcp"))
-    if address == "dhcp":
-        return None
-    problems = []
-    try:
-        iface = ipaddress.ip_interface(address)
-        if iface.network.prefixlen == iface.max_prefixlen and "/" not in address:
-            problems.append(f"{where} address {address!r}: add the prefix, e.g. {address}/24")
-    except ValueError:
-        problems.append(f"{where} address {address!r} is not an address like 192.0.2.10/24")
-    gateway = str(table.get("gateway", ""))
-    if gateway:
-        try:
-            ipaddress.ip_address(gateway)
-        except ValueError:
-            problems.append(f"{where} gateway {gateway!r} is not an address")
-    dns = table.get("dns", [])
-    if isinstance(dns, str):
-        dns = [dns]
-    for server in dns:
-        try:
-            ipaddress.ip_address(str(server))
-        except ValueError:
-            problems.append(f"{where} dns {server!r} is not an address")
+    """A site file's `[appliance.network]` table (or the web admin's form):
+    `address = "dhcp"` (or no table) means DHCP; otherwise `address` with its
+    prefix, `gateway`, `dns` and the `interface` names networkd matches.
+
+    Checked strictly, because a wrong address cuts the appliance off its
+    network: a usable host address (not the network's or broadcast address,
+    not loopback, multicast or link-local), a gateway inside that network,
+    at most three DNS servers, interface patterns that cannot smuggle a line
+    into the networkd file."""
+    problems: list[str] = []
+    address = _text(table, "address", "dhcp", where, problems)
     unknown = set(table) - {"address", "gateway", "dns", "interface"}
     if unknown:
         problems.append(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    if address == "dhcp":
+        if problems:
+            raise NetworkError("; ".join(problems))
+        return None
+    iface: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None = None
+    try:
+        iface = ipaddress.ip_interface(address)
+    except ValueError:
+        problems.append(f"{where} address {address!r} is not an address like 192.0.2.10/24")
+    if iface is not None:
+        ip, net = iface.ip, iface.network
+        if "/" not in address:
+            problems.append(f"{where} address {address!r}: add the prefix, e.g. {address}/24")
+        elif ip.is_loopback or ip.is_multicast or ip.is_unspecified or ip.is_link_local:
+            problems.append(f"{where} address {address!r} cannot be the appliance's address")
+        elif net.prefixlen < 8 and ip.version == 4:
+            problems.append(
+                f"{where} address {address!r}: the prefix /{net.prefixlen} is too short"
+            )
+        elif (
+            ip.version == 4
+            and net.prefixlen < 31
+            and ip in (net.network_address, net.broadcast_address)
+        ):
+            which = "network" if ip == net.network_address else "broadcast"
+            problems.append(
+                f"{where} address {address!r} is the {which} address of {net}: use a host address"
+            )
+    gateway = _text(table, "gateway", "", where, problems)
+    if gateway:
+        try:
+            gw = ipaddress.ip_address(gateway)
+        except ValueError:
+            problems.append(f"{where} gateway {gateway!r} is not an address")
+        else:
+            if iface is not None and "/" in address:
+                if gw.version != iface.version or gw not in iface.network:
+                    problems.append(
+                        f"{where} gateway {gateway!r} is not in the network {iface.network}"
+                    )
+                elif gw == iface.ip:
+                    problems.append(f"{where} gateway {gateway!r} is the appliance's own address")
+    dns = table.get("dns", [])
+    if isinstance(dns, str):
+        dns = [dns]
+    if not isinstance(dns, list):
+        problems.append(f"{where} dns must be a list of addresses")
+        dns = []
+    if len(dns) > MAX_DNS:
+        problems.append(f"{where} dns: at most {MAX_DNS} servers")
+    for server in dns:
+        try:
+            ipaddress.ip_address(str(server).strip())
+        except ValueError:
+            problems.append(f"{where} dns {server!r} is not an address")
+    interface = _text(table, "interface", "en* eth*", where, problems)
+    names = interface.split()
+    if not names or len(names) > 8 or not all(_INTERFACE.match(n) for n in names):
+        problems.append(
+            f"{where} interface {interface!r}: interface names or patterns "
+            "(en*, eth0) separated by spaces"
+        )
     if problems:
         raise NetworkError("; ".join(problems))
     return StaticNetwork(
         address=address,
         gateway=gateway,
-        dns=tuple(str(s) for s in dns),
-        interface=str(table.get("interface", "en* eth*")),
+        dns=tuple(str(s).strip() for s in dns),
+        interface=" ".join(names),
     )
 
 
@@ -265,3 +327,41 @@ def apply_static(static: StaticNetwork | None, path: Path = NETWORKD_FILE) -> bo
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return True
+
+
+def networkd_file(environ: dict[str, str] | None = None) -> Path:
+    """Where the static configuration goes: NETWORKD_FILE, or
+    `$LINEBOX_NETWORKD_FILE` (tests and a development checkout point it at a
+    temporary directory, so the machine's own network is never touched)."""
+    environ = dict(os.environ if environ is None else environ)
+    return Path(environ.get("LINEBOX_NETWORKD_FILE") or NETWORKD_FILE)
+
+
+def read_static(path: Path = NETWORKD_FILE) -> StaticNetwork | None:
+    """The static configuration `apply_static` wrote (None: DHCP)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    values: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith(("#", ";")):
+            values.setdefault(key.strip(), []).append(value.strip())
+    if not values.get("Address"):
+        return None
+    return StaticNetwork(
+        address=values["Address"][0],
+        gateway=(values.get("Gateway") or [""])[0],
+        dns=tuple(values.get("DNS") or ()),
+        interface=(values.get("Name") or ["en* eth*"])[0],
+    )
+
+
+def reload_networkd(path: Path) -> bool:
+    """Ask systemd-networkd to take up `path`; only for the real file, only as
+    root, only where systemd runs. True when asked."""
+    if path != NETWORKD_FILE or os.geteuid() != 0 or not Path("/run/systemd/system").is_dir():
+        return False
+    result = subprocess.run(["networkctl", "reload"], check=False, capture_output=True, timeout=30)
+    return result.returncode == 0
