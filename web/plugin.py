@@ -44,6 +44,7 @@ from web.domain.network.controllers import NetworkController, NetworkPageControl
 from web.domain.prompts.controllers import PromptController, PromptPageController
 from web.domain.reports.controllers import ReportController, ReportPageController
 from web.domain.schedules.controllers import ScheduleController, SchedulePageController
+from web.domain.screening.controllers import ScreeningController, ScreeningPageController
 from web.domain.sitefile.controllers import SiteFileController, SitePageController
 from web.domain.voicemail.controllers import VoicemailController, VoicemailPageController
 from web.errors import EXCEPTION_HANDLERS
@@ -71,6 +72,8 @@ CONTROLLERS: list[Any] = [
     SchedulePageController,
     MenuController,
     MenuPageController,
+    ScreeningController,
+    ScreeningPageController,
     DashboardController,
     DashboardPageController,
     live,
