@@ -4,7 +4,7 @@ is saved until every line is valid."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, get, post, put
@@ -118,7 +118,7 @@ class ScreeningPageController(Controller):
         data: Annotated[PasteForm, FORM],
     ) -> Template:
         await services.get_screening(principal, number)  # 404 before anything else
-        mode = "add" if data.mode == "add" else "replace"
+        mode: Literal["replace", "add"] = "add" if data.mode == "add" else "replace"
         try:
             await services.paste(
                 principal, number, list_name, ScreeningPaste(text=data.text, mode=mode)

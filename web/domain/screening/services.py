@@ -113,9 +113,9 @@ async def paste(
             lines[len(kept)] = n
             kept.append(entry)
     try:
-        updated = await hotlines.update_hotline(
-            principal, number, HotlineUpdate(**{list_name: kept})
-        )
+        update = HotlineUpdate()
+        setattr(update, list_name, kept)
+        updated = await hotlines.update_hotline(principal, number, update)
     except LineboxError as exc:
         # The site file's rules speak of `blacklist[3]`: say which line that was.
         if not isinstance(exc, InvalidChange):
