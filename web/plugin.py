@@ -33,6 +33,7 @@ from web.domain.admin.controllers import (
 )
 from web.domain.audit.controllers import AuditController, AuditPageController
 from web.domain.auth.controllers import LoginController, logout
+from web.domain.billing.controllers import BillingController, BillingPageController
 from web.domain.calls.controllers import CallController, CallPageController, home
 from web.domain.dashboard.controllers import DashboardController, DashboardPageController, live
 from web.domain.extensions.controllers import ExtensionController, ExtensionPageController
@@ -96,6 +97,8 @@ CONTROLLERS: list[Any] = [
     ReportPageController,
     NetworkController,
     NetworkPageController,
+    BillingController,
+    BillingPageController,
     home,
 ]
 
