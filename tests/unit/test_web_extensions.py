@@ -233,3 +233,22 @@ def test_pages_create_show_the_password_once_and_edit(
     gone = acme.post("/extensions/1007/delete", data={"_csrf": acme.csrf}, follow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"] == "/extensions"
     assert acme.get("/api/v1/extensions/1007").status_code == 404
+
+
+def test_changes_are_in_the_audit_log_without_the_password(acme: Session) -> None:
+    created = acme.post("/api/v1/extensions", json={"number": "1008", "name": "钱七"}).json()
+    renewed = acme.post("/api/v1/extensions/1008/password").json()
+    acme.patch("/api/v1/extensions/1008", json={"agent_id": "8008"})
+    acme.post("/extensions/1008/delete", data={"_csrf": acme.csrf})
+
+    log = acme.get("/api/v1/audit?target=extension:1008").json()["items"]
+
+    assert [(e["action"], e["actor"], e["tenant"]) for e in reversed(log)] == [
+        ("create", "owner@acme.example", "acme"),
+        ("password_reset", "owner@acme.example", "acme"),
+        ("update", "owner@acme.example", "acme"),
+        ("delete", "owner@acme.example", "acme"),
+    ]
+    assert log[1]["detail"]["changes"] == {"agent_id": ["", "8008"]}
+    text = str(log)
+    assert created["sip_password"] not in text and renewed["sip_password"] not in text

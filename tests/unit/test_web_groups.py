@@ -280,3 +280,18 @@ def test_pages_create_edit_and_refuse_a_delete(
     gone = acme.post("/groups/night/delete", data={"_csrf": acme.csrf}, follow_redirects=False)
     assert gone.status_code == 303
     assert acme.get("/api/v1/groups/night").status_code == 404
+
+
+def test_changes_are_in_the_audit_log(acme: Session) -> None:
+    acme.post("/api/v1/groups", json={"name": "spare", "members": ["ext:1001"]})
+    acme.post(
+        "/groups/spare",
+        data={"_csrf": acme.csrf, "members": "ext:1002", "ring_timeout": "30", "sticky_days": "30"},
+    )
+    acme.delete("/api/v1/groups/spare")
+
+    log = acme.get("/api/v1/audit?target=group:spare").json()["items"]
+
+    assert [e["action"] for e in reversed(log)] == ["create", "update", "delete"]
+    assert log[1]["detail"]["changes"]["members"] == [["ext:1001"], ["ext:1002"]]
+    assert {e["tenant"] for e in log} == {"acme"}

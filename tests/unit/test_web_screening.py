@@ -162,3 +162,12 @@ def test_page_keeps_a_bad_paste_to_fix_and_saves_a_good_one(acme: Session) -> No
     )
     assert good.status_code == 200 and "已保存" in good.text
     assert acme.get(URL).json()["blacklist"] == ["0571*", "13900000000"]
+
+
+def test_a_paste_is_in_the_audit_log(acme: Session) -> None:
+    acme.put(URL + "/blacklist", json={"text": "13900000000", "mode": "add"})
+
+    log = acme.get("/api/v1/audit?target=hotline:4001234567").json()["items"]
+
+    assert log[0]["action"] == "update"
+    assert log[0]["detail"]["changes"] == {"blacklist": [["0571*"], ["0571*", "13900000000"]]}

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
+from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.extensions import services
 from web.domain.extensions.schemas import (
     ExtensionCreate,
@@ -27,6 +29,7 @@ NOT_FOUND = {404: error_response_spec("No such extension of yours (`extension-no
 NumberParam = Annotated[str, Parameter(description="The extension number, e.g. 1001")]
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 ADMINS = {"roles": ("operator", "owner")}
+AnyRequest = Request[Any, Any, Any]
 # A password is shown once: no cache may keep the answer.
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -49,9 +52,10 @@ class ExtensionController(Controller):
         responses={**BAD_REQUEST, 404: error_response_spec("No such tenant (`tenant-not-found`)")},
     )
     async def create_extension(
-        self, principal: CurrentUser, data: ExtensionCreate
+        self, request: AnyRequest, principal: CurrentUser, data: ExtensionCreate
     ) -> Response[ExtensionSecret]:
         created = await services.create_extension(principal, data)
+        await audited(request, "create", None, created.extension)
         return Response(created, status_code=201, headers=NO_STORE)
 
     @get(
@@ -70,9 +74,16 @@ class ExtensionController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def update_extension(
-        self, principal: CurrentUser, number: NumberParam, data: ExtensionUpdate
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        number: NumberParam,
+        data: ExtensionUpdate,
     ) -> ExtensionOut:
-        return await services.update_extension(principal, number, data)
+        before = await services.get_extension(principal, number)
+        after = await services.update_extension(principal, number, data)
+        await audited(request, "update", before, after)
+        return after
 
     @post(
         "/{number:str}/password",
@@ -82,9 +93,10 @@ class ExtensionController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def regenerate_password(
-        self, principal: CurrentUser, number: NumberParam
+        self, request: AnyRequest, principal: CurrentUser, number: NumberParam
     ) -> Response[ExtensionSecret]:
         secret = await services.regenerate_password(principal, number)
+        await audited(request, "password_reset", secret.extension, secret.extension)
         return Response(secret, headers=NO_STORE)
 
     @delete(
@@ -95,8 +107,12 @@ class ExtensionController(Controller):
         "sends calls to it; the errors name each one.",
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
-    async def delete_extension(self, principal: CurrentUser, number: NumberParam) -> None:
+    async def delete_extension(
+        self, request: AnyRequest, principal: CurrentUser, number: NumberParam
+    ) -> None:
+        before = await services.get_extension(principal, number)
         await services.delete_extension(principal, number)
+        await audited(request, "delete", before, None)
 
 
 # --- pages -----------------------------------------------------------------------
@@ -108,6 +124,21 @@ class ExtensionForm(msgspec.Struct, kw_only=True):
     agent_id: str = ""
     ringback: str = ""
     tenant: str = ""
+
+
+async def audited(
+    request: AnyRequest, action: str, before: ExtensionOut | None, after: ExtensionOut | None
+) -> None:
+    """The audit log's entry for a change that was made (never the password)."""
+    extension = after or before
+    assert extension is not None
+    await audit_log(
+        request,
+        action,
+        f"extension:{extension.number}",
+        changes=diff(before, after),
+        tenant=extension.tenant,
+    )
 
 
 def _errors(exc: LineboxError) -> list[dict[str, str]]:
@@ -147,7 +178,7 @@ class ExtensionPageController(Controller):
 
     @post("/", operation_id="extensionCreate", status_code=200)
     async def extension_create(
-        self, principal: CurrentUser, data: Annotated[ExtensionForm, FORM]
+        self, request: AnyRequest, principal: CurrentUser, data: Annotated[ExtensionForm, FORM]
     ) -> Template:
         try:
             created = await services.create_extension(
@@ -162,6 +193,7 @@ class ExtensionPageController(Controller):
             )
         except LineboxError as exc:
             return await self._list(principal, 400, form=data, errors=_errors(exc))
+        await audited(request, "create", None, created.extension)
         return await self._detail(
             principal, created.extension.number, status=201, secret=created.sip_password
         )
@@ -172,32 +204,44 @@ class ExtensionPageController(Controller):
 
     @post("/{number:str}", operation_id="extensionSave", status_code=200)
     async def extension_save(
-        self, principal: CurrentUser, number: str, data: Annotated[ExtensionForm, FORM]
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        number: str,
+        data: Annotated[ExtensionForm, FORM],
     ) -> Template:
-        await services.get_extension(principal, number)  # 404 first
+        before = await services.get_extension(principal, number)  # 404 first
         try:
-            await services.update_extension(
+            after = await services.update_extension(
                 principal,
                 number,
                 ExtensionUpdate(name=data.name, agent_id=data.agent_id, ringback=data.ringback),
             )
         except LineboxError as exc:
             return await self._detail(principal, number, 400, errors=_errors(exc))
+        await audited(request, "update", before, after)
         return await self._detail(
             principal, number, message=gettext("Saved. The next call follows the new settings.")
         )
 
     @post("/{number:str}/password", operation_id="extensionPassword", status_code=200)
-    async def extension_password(self, principal: CurrentUser, number: str) -> Template:
+    async def extension_password(
+        self, request: AnyRequest, principal: CurrentUser, number: str
+    ) -> Template:
         secret = await services.regenerate_password(principal, number)
+        await audited(request, "password_reset", secret.extension, secret.extension)
         return await self._detail(principal, number, secret=secret.sip_password)
 
     @post("/{number:str}/delete", operation_id="extensionDelete", status_code=303)
-    async def extension_delete(self, principal: CurrentUser, number: str) -> Any:
+    async def extension_delete(
+        self, request: AnyRequest, principal: CurrentUser, number: str
+    ) -> Any:
+        before = await services.get_extension(principal, number)
         try:
             await services.delete_extension(principal, number)
         except LineboxError as exc:
             if exc.error_id.endswith("not-found"):
                 raise
             return await self._detail(principal, number, 400, errors=_errors(exc))
+        await audited(request, "delete", before, None)
         return Redirect("/extensions", status_code=303)

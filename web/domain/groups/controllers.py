@@ -8,15 +8,17 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
+from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from appliance.sitefile.schema import STRATEGIES
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.groups import services
 from web.domain.groups.schemas import GroupCreate, GroupOut, GroupUpdate, Queue
 from web.errors import BAD_REQUEST, error_response_spec
@@ -34,6 +36,7 @@ TenantParam = Annotated[
 ]
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 ADMINS = {"roles": ("operator", "owner")}
+AnyRequest = Request[Any, Any, Any]
 
 
 class GroupController(Controller):
@@ -53,8 +56,12 @@ class GroupController(Controller):
         "included; `invalid-change` lists each problem by key (`members[1]`).",
         responses={**BAD_REQUEST, 404: error_response_spec("No such tenant (`tenant-not-found`)")},
     )
-    async def create_group(self, principal: CurrentUser, data: GroupCreate) -> Response[GroupOut]:
-        return Response(await services.create_group(principal, data), status_code=201)
+    async def create_group(
+        self, request: AnyRequest, principal: CurrentUser, data: GroupCreate
+    ) -> Response[GroupOut]:
+        group = await services.create_group(principal, data)
+        await audited(request, "create", None, group)
+        return Response(group, status_code=201)
 
     @get(
         "/{name:str}",
@@ -74,9 +81,17 @@ class GroupController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def update_group(
-        self, principal: CurrentUser, name: NameParam, data: GroupUpdate, tenant: TenantParam = None
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        name: NameParam,
+        data: GroupUpdate,
+        tenant: TenantParam = None,
     ) -> GroupOut:
-        return await services.update_group(principal, name, data, tenant)
+        before = await services.get_group(principal, name, tenant)
+        after = await services.update_group(principal, name, data, tenant)
+        await audited(request, "update", before, after)
+        return after
 
     @delete(
         "/{name:str}",
@@ -87,9 +102,15 @@ class GroupController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def delete_group(
-        self, principal: CurrentUser, name: NameParam, tenant: TenantParam = None
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        name: NameParam,
+        tenant: TenantParam = None,
     ) -> None:
+        before = await services.get_group(principal, name, tenant)
         await services.delete_group(principal, name, tenant)
+        await audited(request, "delete", before, None)
 
 
 # --- pages -----------------------------------------------------------------------
@@ -148,6 +169,17 @@ def strategies() -> dict[str, str]:
     return {s: labels.get(s, s) for s in STRATEGIES}
 
 
+async def audited(
+    request: AnyRequest, action: str, before: GroupOut | None, after: GroupOut | None
+) -> None:
+    """The audit log's entry for a change that was made."""
+    obj = after or before
+    assert obj is not None
+    await audit_log(
+        request, action, f"group:{obj.name}", changes=diff(before, after), tenant=obj.tenant
+    )
+
+
 def _errors(exc: LineboxError) -> list[dict[str, str]]:
     return exc.details.get("errors") or [{"key": "", "message": exc.detail}]
 
@@ -190,7 +222,7 @@ class GroupPageController(Controller):
 
     @post("/", operation_id="groupCreate", status_code=303)
     async def group_create(
-        self, principal: CurrentUser, data: Annotated[GroupForm, FORM]
+        self, request: AnyRequest, principal: CurrentUser, data: Annotated[GroupForm, FORM]
     ) -> Response[Any]:
         try:
             update = form_to_update(data)
@@ -204,6 +236,7 @@ class GroupPageController(Controller):
             )
         except LineboxError as exc:
             return await self._list(principal, 400, form=data, errors=_errors(exc))
+        await audited(request, "create", None, group)
         return Redirect(f"/groups/{quote(group.name)}?tenant={group.tenant}", status_code=303)
 
     @get("/{name:str}", operation_id="groupPage")
@@ -215,16 +248,18 @@ class GroupPageController(Controller):
     @post("/{name:str}", operation_id="groupSave", status_code=200)
     async def group_save(
         self,
+        request: AnyRequest,
         principal: CurrentUser,
         name: str,
         data: Annotated[GroupForm, FORM],
         tenant: str | None = None,
     ) -> Template:
-        await services.get_group(principal, name, tenant)  # 404 before anything else
+        before = await services.get_group(principal, name, tenant)  # 404 before anything else
         try:
-            await services.update_group(principal, name, form_to_update(data), tenant)
+            after = await services.update_group(principal, name, form_to_update(data), tenant)
         except LineboxError as exc:
             return await self._detail(principal, name, tenant, 400, errors=_errors(exc))
+        await audited(request, "update", before, after)
         return await self._detail(
             principal,
             name,
@@ -234,12 +269,14 @@ class GroupPageController(Controller):
 
     @post("/{name:str}/delete", operation_id="groupDelete", status_code=303)
     async def group_delete(
-        self, principal: CurrentUser, name: str, tenant: str | None = None
+        self, request: AnyRequest, principal: CurrentUser, name: str, tenant: str | None = None
     ) -> Response[Any]:
+        before = await services.get_group(principal, name, tenant)
         try:
             await services.delete_group(principal, name, tenant)
         except LineboxError as exc:
             if exc.error_id.endswith("not-found"):
                 raise
             return await self._detail(principal, name, tenant, 400, errors=_errors(exc))
+        await audited(request, "delete", before, None)
         return Redirect("/groups", status_code=303)

@@ -11,9 +11,11 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
 
+from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.menus import services
 from web.domain.menus.schemas import MenuCreate, MenuOut, MenuUpdate
 from web.errors import BAD_REQUEST, error_response_spec
@@ -30,6 +32,7 @@ TenantParam = Annotated[
     ),
 ]
 ADMINS = {"roles": ("operator", "owner")}
+AnyRequest = Request[Any, Any, Any]
 
 
 class MenuController(Controller):
@@ -49,8 +52,12 @@ class MenuController(Controller):
         'to a destination of the tenant; `invalid-change` lists each problem (`keys."1"`).',
         responses={**BAD_REQUEST, 404: error_response_spec("No such tenant (`tenant-not-found`)")},
     )
-    async def create_menu(self, principal: CurrentUser, data: MenuCreate) -> Response[MenuOut]:
-        return Response(await services.create_menu(principal, data), status_code=201)
+    async def create_menu(
+        self, request: AnyRequest, principal: CurrentUser, data: MenuCreate
+    ) -> Response[MenuOut]:
+        created = await services.create_menu(principal, data)
+        await audited(request, "create", None, created)
+        return Response(created, status_code=201)
 
     @get(
         "/{name:str}",
@@ -70,9 +77,17 @@ class MenuController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def update_menu(
-        self, principal: CurrentUser, name: NameParam, data: MenuUpdate, tenant: TenantParam = None
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        name: NameParam,
+        data: MenuUpdate,
+        tenant: TenantParam = None,
     ) -> MenuOut:
-        return await services.update_menu(principal, name, data, tenant)
+        before = await services.get_menu(principal, name, tenant)
+        after = await services.update_menu(principal, name, data, tenant)
+        await audited(request, "update", before, after)
+        return after
 
     @delete(
         "/{name:str}",
@@ -83,9 +98,15 @@ class MenuController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def delete_menu(
-        self, principal: CurrentUser, name: NameParam, tenant: TenantParam = None
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        name: NameParam,
+        tenant: TenantParam = None,
     ) -> None:
+        before = await services.get_menu(principal, name, tenant)
         await services.delete_menu(principal, name, tenant)
+        await audited(request, "delete", before, None)
 
 
 # --- pages -----------------------------------------------------------------------
@@ -116,6 +137,17 @@ def form_to_update(form: Any) -> MenuUpdate:
         dial_extensions=form.get("dial_extensions") == "on",
         keys=keys,
         on_timeout=str(form.get("on_timeout", "") or ""),
+    )
+
+
+async def audited(
+    request: AnyRequest, action: str, before: MenuOut | None, after: MenuOut | None
+) -> None:
+    """The audit log's entry for a change that was made."""
+    obj = after or before
+    assert obj is not None
+    await audit_log(
+        request, action, f"menu:{obj.name}", changes=diff(before, after), tenant=obj.tenant
     )
 
 
@@ -198,6 +230,7 @@ class MenuPageController(Controller):
             return await self._list(
                 principal, 400, new_name=name, new_tenant=tenant, errors=_errors(exc)
             )
+        await audited(request, "create", None, menu)
         return Redirect(f"/menus/{quote(menu.name)}?tenant={menu.tenant}", status_code=303)
 
     @get("/{name:str}", operation_id="menuPage")
@@ -218,7 +251,7 @@ class MenuPageController(Controller):
         form = await request.form()
         try:
             update = form_to_update(form)
-            await services.update_menu(principal, name, update, tenant)
+            after = await services.update_menu(principal, name, update, tenant)
         except LineboxError as exc:
             # Show what was typed, so a slip in one key does not lose the others.
             keys = {k: str(form.get(f"key_{f}", "") or "").strip() for k, f in FIELD_OF_KEY.items()}
@@ -235,6 +268,7 @@ class MenuPageController(Controller):
             return await self._detail(
                 principal, name, tenant, 400, shown=shown, errors=_errors(exc)
             )
+        await audited(request, "update", menu, after)
         return await self._detail(
             principal,
             name,
@@ -244,12 +278,14 @@ class MenuPageController(Controller):
 
     @post("/{name:str}/delete", operation_id="menuDelete", status_code=303)
     async def menu_delete(
-        self, principal: CurrentUser, name: str, tenant: str | None = None
+        self, request: AnyRequest, principal: CurrentUser, name: str, tenant: str | None = None
     ) -> Response[Any]:
+        before = await services.get_menu(principal, name, tenant)
         try:
             await services.delete_menu(principal, name, tenant)
         except LineboxError as exc:
             if exc.error_id.endswith("not-found"):
                 raise
             return await self._detail(principal, name, tenant, 400, errors=_errors(exc))
+        await audited(request, "delete", before, None)
         return Redirect("/menus", status_code=303)

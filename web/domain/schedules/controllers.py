@@ -7,14 +7,16 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Redirect, Template
 
+from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.schedules import services
 from web.domain.schedules.schemas import ScheduleCreate, ScheduleOut, ScheduleUpdate
 from web.errors import BAD_REQUEST, error_response_spec
@@ -31,6 +33,7 @@ TenantParam = Annotated[
 ]
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 ADMINS = {"roles": ("operator", "owner")}
+AnyRequest = Request[Any, Any, Any]
 
 
 class ScheduleController(Controller):
@@ -51,9 +54,11 @@ class ScheduleController(Controller):
         responses={**BAD_REQUEST, 404: error_response_spec("No such tenant (`tenant-not-found`)")},
     )
     async def create_schedule(
-        self, principal: CurrentUser, data: ScheduleCreate
+        self, request: AnyRequest, principal: CurrentUser, data: ScheduleCreate
     ) -> Response[ScheduleOut]:
-        return Response(await services.create_schedule(principal, data), status_code=201)
+        created = await services.create_schedule(principal, data)
+        await audited(request, "create", None, created)
+        return Response(created, status_code=201)
 
     @get(
         "/{name:str}",
@@ -74,12 +79,16 @@ class ScheduleController(Controller):
     )
     async def update_schedule(
         self,
+        request: AnyRequest,
         principal: CurrentUser,
         name: NameParam,
         data: ScheduleUpdate,
         tenant: TenantParam = None,
     ) -> ScheduleOut:
-        return await services.update_schedule(principal, name, data, tenant)
+        before = await services.get_schedule(principal, name, tenant)
+        after = await services.update_schedule(principal, name, data, tenant)
+        await audited(request, "update", before, after)
+        return after
 
     @delete(
         "/{name:str}",
@@ -89,9 +98,15 @@ class ScheduleController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def delete_schedule(
-        self, principal: CurrentUser, name: NameParam, tenant: TenantParam = None
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        name: NameParam,
+        tenant: TenantParam = None,
     ) -> None:
+        before = await services.get_schedule(principal, name, tenant)
         await services.delete_schedule(principal, name, tenant)
+        await audited(request, "delete", before, None)
 
 
 # --- pages -----------------------------------------------------------------------
@@ -102,6 +117,17 @@ class ScheduleForm(msgspec.Struct, kw_only=True):
     tenant: str = ""
     weekly: str = ""
     holidays: str = ""
+
+
+async def audited(
+    request: AnyRequest, action: str, before: ScheduleOut | None, after: ScheduleOut | None
+) -> None:
+    """The audit log's entry for a change that was made."""
+    obj = after or before
+    assert obj is not None
+    await audit_log(
+        request, action, f"schedule:{obj.name}", changes=diff(before, after), tenant=obj.tenant
+    )
 
 
 def _errors(exc: LineboxError) -> list[dict[str, str]]:
@@ -148,7 +174,7 @@ class SchedulePageController(Controller):
 
     @post("/", operation_id="scheduleCreate", status_code=303)
     async def schedule_create(
-        self, principal: CurrentUser, data: Annotated[ScheduleForm, FORM]
+        self, request: AnyRequest, principal: CurrentUser, data: Annotated[ScheduleForm, FORM]
     ) -> Response[Any]:
         try:
             schedule = await services.create_schedule(
@@ -162,6 +188,7 @@ class SchedulePageController(Controller):
             )
         except LineboxError as exc:
             return await self._list(principal, 400, form=data, errors=_errors(exc))
+        await audited(request, "create", None, schedule)
         return Redirect(
             f"/schedules/{quote(schedule.name)}?tenant={schedule.tenant}", status_code=303
         )
@@ -175,14 +202,15 @@ class SchedulePageController(Controller):
     @post("/{name:str}", operation_id="scheduleSave", status_code=200)
     async def schedule_save(
         self,
+        request: AnyRequest,
         principal: CurrentUser,
         name: str,
         data: Annotated[ScheduleForm, FORM],
         tenant: str | None = None,
     ) -> Template:
-        await services.get_schedule(principal, name, tenant)  # 404 before anything else
+        before = await services.get_schedule(principal, name, tenant)  # 404 first
         try:
-            await services.update_schedule(
+            after = await services.update_schedule(
                 principal,
                 name,
                 ScheduleUpdate(weekly=data.weekly.splitlines(), holidays=data.holidays),
@@ -190,6 +218,7 @@ class SchedulePageController(Controller):
             )
         except LineboxError as exc:
             return await self._detail(principal, name, tenant, 400, errors=_errors(exc))
+        await audited(request, "update", before, after)
         return await self._detail(
             principal,
             name,
@@ -199,12 +228,14 @@ class SchedulePageController(Controller):
 
     @post("/{name:str}/delete", operation_id="scheduleDelete", status_code=303)
     async def schedule_delete(
-        self, principal: CurrentUser, name: str, tenant: str | None = None
+        self, request: AnyRequest, principal: CurrentUser, name: str, tenant: str | None = None
     ) -> Response[Any]:
+        before = await services.get_schedule(principal, name, tenant)
         try:
             await services.delete_schedule(principal, name, tenant)
         except LineboxError as exc:
             if exc.error_id.endswith("not-found"):
                 raise
             return await self._detail(principal, name, tenant, 400, errors=_errors(exc))
+        await audited(request, "delete", before, None)
         return Redirect("/schedules", status_code=303)

@@ -7,14 +7,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, get, post, put
+from litestar import Controller, Request, get, post, put
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Template
 
+from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from web.auth import CurrentUser
+from web.domain.audit.services import log as audit_log
 from web.domain.hotlines import services as hotlines
 from web.domain.screening import services
 from web.domain.screening.schemas import ListName, ScreeningOut, ScreeningPaste
@@ -25,6 +27,21 @@ NOT_FOUND = {404: error_response_spec("No such hotline of yours (`hotline-not-fo
 NumberParam = Annotated[str, Parameter(description="The hotline number, e.g. 4001234567")]
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 ADMINS = {"roles": ("operator", "owner")}
+AnyRequest = Request[Any, Any, Any]
+
+
+async def audited(
+    request: AnyRequest, principal: Principal, before: ScreeningOut, after: ScreeningOut
+) -> None:
+    """The audit log's entry, as for any other change of the hotline."""
+    hotline = await hotlines.get_hotline(principal, after.hotline)
+    await audit_log(
+        request,
+        "update",
+        f"hotline:{after.hotline}",
+        changes=diff(before, after),
+        tenant=hotline.tenant,
+    )
 
 
 class ScreeningController(Controller):
@@ -52,6 +69,7 @@ class ScreeningController(Controller):
     )
     async def paste(
         self,
+        request: AnyRequest,
         principal: CurrentUser,
         number: NumberParam,
         list_name: Annotated[
@@ -59,7 +77,10 @@ class ScreeningController(Controller):
         ],
         data: ScreeningPaste,
     ) -> ScreeningOut:
-        return await services.paste(principal, number, list_name, data)
+        before = await services.get_screening(principal, number)
+        after = await services.paste(principal, number, list_name, data)
+        await audited(request, principal, before, after)
+        return after
 
 
 # --- pages -----------------------------------------------------------------------
@@ -112,15 +133,16 @@ class ScreeningPageController(Controller):
     @post("/{number:str}/{list_name:str}", operation_id="screeningPaste", status_code=200)
     async def screening_paste(
         self,
+        request: AnyRequest,
         principal: CurrentUser,
         number: str,
         list_name: ListName,
         data: Annotated[PasteForm, FORM],
     ) -> Template:
-        await services.get_screening(principal, number)  # 404 before anything else
+        before = await services.get_screening(principal, number)  # 404 before anything else
         mode: Literal["replace", "add"] = "add" if data.mode == "add" else "replace"
         try:
-            await services.paste(
+            after = await services.paste(
                 principal, number, list_name, ScreeningPaste(text=data.text, mode=mode)
             )
         except LineboxError as exc:
@@ -130,6 +152,7 @@ class ScreeningPageController(Controller):
             page = await self._page(principal, number, 400, failed=list_name, errors=errors)
             page.context["texts"][list_name] = data.text  # keep the paste to fix it
             return page
+        await audited(request, principal, before, after)
         return await self._page(
             principal, number, message=gettext("Saved. The next call follows the new settings.")
         )
