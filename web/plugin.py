@@ -42,6 +42,7 @@ from web.domain.health.controllers import HealthController
 from web.domain.hotlines.controllers import HotlineController, HotlinePageController
 from web.domain.menus.controllers import MenuController, MenuPageController
 from web.domain.network.controllers import NetworkController, NetworkPageController
+from web.domain.notifications.controllers import NotificationController, NotificationPageController
 from web.domain.prompts.controllers import PromptController, PromptPageController
 from web.domain.reports.controllers import ReportController, ReportPageController
 from web.domain.schedules.controllers import ScheduleController, SchedulePageController
@@ -99,6 +100,8 @@ CONTROLLERS: list[Any] = [
     NetworkPageController,
     BillingController,
     BillingPageController,
+    NotificationController,
+    NotificationPageController,
     home,
 ]
 
