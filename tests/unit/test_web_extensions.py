@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 from appliance import settings as settings_mod
 from appliance.routing.plan import decode
 from appliance.settings import Settings
-from appliance.tables import Extension
+from appliance.tables import Extension, User, UserAuth
 from tests.unit.web_helpers import Session, setup_site
 from web.app import create_app
 
@@ -252,3 +252,16 @@ def test_changes_are_in_the_audit_log_without_the_password(acme: Session) -> Non
     assert log[1]["detail"]["changes"] == {"agent_id": ["", "8008"]}
     text = str(log)
     assert created["sip_password"] not in text and renewed["sip_password"] not in text
+
+
+def test_delete_is_refused_while_an_agent_answers_on_it(acme: Session) -> None:
+    acme.post("/api/v1/extensions", json={"number": "1006"})
+    agent = User.select(User.id).where(User.login == "agent@acme.example").first().run_sync()
+    UserAuth.insert(UserAuth(user=agent["id"], extension="1006")).run_sync()
+
+    response = acme.delete("/api/v1/extensions/1006")
+
+    assert response.status_code == 400
+    assert response.json()["details"]["errors"] == [
+        {"key": "", "message": "agent agent@acme.example answers calls on it"}
+    ]

@@ -10,7 +10,7 @@ from appliance.auth.core import Principal
 from appliance.errors import NotFound
 from appliance.routing.compile import publish_from_db
 from appliance.sitefile.schema import ExtensionConfig, extension_number_problem
-from appliance.tables import Extension, Hotline, Tenant
+from appliance.tables import Extension, Hotline, Tenant, UserAuth
 from web.auth import scoped
 from web.domain.extensions.schemas import (
     ExtensionCreate,
@@ -175,6 +175,12 @@ async def delete_extension(principal: Principal, number: str) -> None:
         row = await _row(principal, number)
         edit = await edit_tenant(row["tenant"], (await _slugs())[row["tenant"]])
         uses = uses_of(edit.tenant, destination=f"ext:{number}")
+        agents = await UserAuth.select(UserAuth.user.login).where(
+            UserAuth.extension == number, UserAuth.user.tenant == row["tenant"]
+        )
+        uses += [
+            Problem(key="", message=f"agent {a['user.login']} answers calls on it") for a in agents
+        ]
         if uses:
             raise InUse(f"extension {number}", uses)
         await Extension.delete().where(Extension._meta.primary_key == row["id"])
