@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 
 from appliance import audit
 from appliance import settings as settings_mod
+from appliance.auth import totp
 from appliance.settings import Settings
 from appliance.tables import AuditEntry
 from tests.unit.web_helpers import PASSWORD, Session, csrf_of, setup_site
@@ -190,3 +191,28 @@ def test_a_bad_filter_says_what_to_fix(client: TestClient) -> None:
     response = operator.get("/api/v1/audit", params={"since": "yesterday"})
     assert response.status_code == 400
     assert "since" in response.json()["detail"]
+
+
+def test_two_step_login_turned_on_and_off_is_logged_without_its_secret(
+    client: TestClient,
+) -> None:
+    owner = Session(client, "owner@acme.example")
+    secret = totp.new_secret()
+    on = owner.post(
+        "/account/totp",
+        data={
+            "_csrf": owner.csrf,
+            "secret": secret,
+            "code": totp.code_at(secret, totp.now_step() - 1),
+        },
+    )
+    assert on.status_code == 200, on.text
+    off = owner.post(
+        "/account/totp/disable",
+        data={"_csrf": owner.csrf, "code": totp.code_at(secret, totp.now_step())},
+    )
+    assert off.status_code == 200, off.text
+
+    actions = [e["action"] for e in entries(actor="owner@acme.example")]
+    assert actions == ["login", "totp_enable", "totp_disable"]
+    assert secret not in json.dumps([e["detail"] for e in entries()])
