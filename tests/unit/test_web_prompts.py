@@ -208,8 +208,10 @@ def test_a_prompt_in_use_cannot_be_deleted(client: TestClient, data_dir: Path) -
 
     refused = acme.delete(f"/api/v1/prompts/{prompt_id('welcome')}")
     assert refused.status_code == 400
-    assert refused.json()["error_id"] == "invalid-prompt-in-use"
-    assert refused.json()["details"]["used_by"] == ["hotline 4006668888 ringback"]
+    assert refused.json()["error_id"] == "invalid-change"
+    assert refused.json()["details"]["errors"] == [
+        {"key": "", "message": "hotline 4006668888 ringback"}
+    ]
     assert (data_dir / "prompts" / "acme" / "welcome.wav").is_file()
 
     spare = data_dir / "prompts" / "acme" / "spare.wav"
@@ -218,6 +220,9 @@ def test_a_prompt_in_use_cannot_be_deleted(client: TestClient, data_dir: Path) -
     assert not spare.exists() and not spare.with_name("spare.wav.tts").exists()
     assert "spare" not in plan_prompts(data_dir)["acme"]
     assert [p["name"] for p in acme.get("/api/v1/prompts").json()] == ["welcome"]
+    audit = acme.get("/api/v1/audit").json()
+    entry = next(e for e in audit["items"] if e["target"] == "prompt:spare")
+    assert (entry["action"], entry["actor"]) == ("delete", "owner@acme.example")
 
 
 def test_prompts_page_uploads_speaks_and_explains(client: TestClient, tmp_path: Path) -> None:

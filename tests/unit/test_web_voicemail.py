@@ -221,6 +221,10 @@ def test_delete_removes_the_file_and_keeps_the_call(client: TestClient, data_dir
     assert acme.get("/api/v1/voicemail/vm1@acme").status_code == 404
     assert acme.get("/api/v1/calls/vm1@acme").status_code == 200
     assert acme.delete("/api/v1/voicemail/vm1@acme").status_code == 404
+    audit = acme.get("/api/v1/audit").json()["items"]
+    assert [(e["action"], e["target"]) for e in audit if e["target"].startswith("voicemail:")] == [
+        ("delete", "voicemail:vm1@acme")
+    ]
 
 
 def test_inbox_page_plays_marks_and_deletes(client: TestClient, data_dir: Path) -> None:

@@ -17,8 +17,8 @@ from appliance.billing.settle import load_tenant, timezone_of
 from appliance.sitefile.schema import format_money
 from appliance.tables import CallStat, LedgerEntry, MonthlyUsage
 from web.domain.billing.schemas import Billing, DayCost, LedgerList, LedgerOut, MonthCost, Rate
-from web.domain.prompts.services import tenant_of
 from web.errors import InvalidRequest
+from web.sitecheck import tenant_for
 
 LEDGER_ON_PAGE = 20
 
@@ -39,7 +39,7 @@ def _ledger(row: dict[str, Any]) -> LedgerOut:
 
 
 async def ledger(principal: Principal, tenant: str | None, limit: int, offset: int) -> LedgerList:
-    tenant_id, _ = await tenant_of(principal, tenant)
+    tenant_id, _ = await tenant_for(principal, tenant)
     rows = (
         await LedgerEntry.select()
         .where(LedgerEntry.tenant == tenant_id)
@@ -52,9 +52,9 @@ async def ledger(principal: Principal, tenant: str | None, limit: int, offset: i
 
 
 async def billing(principal: Principal, tenant: str | None, year: int | None) -> Billing:
-    tenant_id, slug = await tenant_of(principal, tenant)
+    tenant_id, slug = await tenant_for(principal, tenant)
     row = await load_tenant(tenant_id)
-    assert row is not None, "tenant_of found it"
+    assert row is not None, "tenant_for found it"
     timezone = await timezone_of(row)
     year = year or dt.datetime.now(ZoneInfo(timezone)).year
     if not 2000 <= year <= 2999:

@@ -17,8 +17,8 @@ from web.domain.notifications.schemas import (
     NoticeRoute,
     Notifications,
 )
-from web.domain.prompts.services import tenant_of
 from web.errors import InvalidRequest
+from web.sitecheck import tenant_for
 
 NOTICE_STATES = ("pending", "sending", "retrying", "sent", "failed")
 RECENT = 20
@@ -63,7 +63,7 @@ def parse_state(value: str | None) -> str | None:
 async def notices(
     principal: Principal, tenant: str | None, state: str | None, limit: int, offset: int
 ) -> NoticeList:
-    tenant_id, _ = await tenant_of(principal, tenant)
+    tenant_id, _ = await tenant_for(principal, tenant)
     where: list[Any] = [Notice.tenant == tenant_id]
     if state:
         where.append(Notice.state == state)
@@ -79,7 +79,7 @@ async def notices(
 
 
 async def notifications(principal: Principal, tenant: str | None) -> Notifications:
-    tenant_id, slug = await tenant_of(principal, tenant)
+    tenant_id, slug = await tenant_for(principal, tenant)
     row = await load_tenant(tenant_id)
     notify = (row or {}).get("notify") or {}
     sms, email = str(notify.get("sms") or ""), str(notify.get("email") or "")

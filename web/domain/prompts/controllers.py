@@ -15,10 +15,12 @@ from appliance.media.prompts import MAX_DURATION_S, MAX_TEXT_CHARS, MAX_UPLOAD_B
 from appliance.tables import Tenant
 from web.auth import CurrentUser
 from web.dependencies import AppSettings
+from web.domain.audit.services import log as audit_log
 from web.domain.prompts import services
 from web.domain.prompts.schemas import PromptOut, PromptText, PromptUpload
 from web.errors import BAD_REQUEST, error_response_spec
 from web.i18n import gettext
+from web.sitecheck import InvalidChange
 
 OWNERS = {"roles": ("operator", "owner")}
 NOT_FOUND = {404: error_response_spec("No such prompt of yours (`prompt-not-found`)")}
@@ -86,13 +88,16 @@ class PromptController(Controller):
     )
     async def upload_prompt(
         self,
+        request: Request[Any, Any, Any],
         principal: CurrentUser,
         settings: AppSettings,
         data: Annotated[PromptUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> PromptOut:
-        return await services.create_from_upload(
+        prompt = await services.create_from_upload(
             principal, settings, data.name, data.file, data.tenant
         )
+        await audited(request, "create", prompt)
+        return prompt
 
     @post(
         "/text",
@@ -103,11 +108,17 @@ class PromptController(Controller):
         responses=CREATE_ERRORS,
     )
     async def speak_prompt(
-        self, principal: CurrentUser, settings: AppSettings, data: PromptText
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        data: PromptText,
     ) -> PromptOut:
-        return await services.create_from_text(
+        prompt = await services.create_from_text(
             principal, settings, data.name, data.text, data.tenant
         )
+        await audited(request, "create", prompt)
+        return prompt
 
     @delete(
         "/{prompt_id:int}",
@@ -115,14 +126,16 @@ class PromptController(Controller):
         summary="Delete a prompt that nothing plays",
         responses={
             400: error_response_spec(
-                "A hotline, extension, menu or group queue plays it (`invalid-prompt-in-use`; "
-                "`details.used_by` says which)"
+                "A hotline, extension, menu or group queue plays it (`invalid-change`; "
+                "`details.errors` says which)"
             ),
             **NOT_FOUND,
         },
     )
-    async def delete_prompt(self, principal: CurrentUser, prompt_id: IdParam) -> None:
-        await services.delete_prompt(principal, prompt_id)
+    async def delete_prompt(
+        self, request: Request[Any, Any, Any], principal: CurrentUser, prompt_id: IdParam
+    ) -> None:
+        await audited(request, "delete", await services.delete_prompt(principal, prompt_id))
 
 
 class PromptPageController(Controller):
@@ -173,6 +186,7 @@ class PromptPageController(Controller):
             prompt = await services.create_from_upload(
                 principal, settings, name, upload, tenant or None
             )
+            await audited(request, "create", prompt)
         except LineboxError as exc:
             return await self._page(principal, settings, 400, error=exc.detail, form={"name": name})
         return await self._page(
@@ -189,6 +203,7 @@ class PromptPageController(Controller):
             prompt = await services.create_from_text(
                 principal, settings, name, text, tenant or None
             )
+            await audited(request, "create", prompt)
         except LineboxError as exc:
             return await self._page(
                 principal, settings, 400, error=exc.detail, form={"tts_name": name, "text": text}
@@ -198,12 +213,29 @@ class PromptPageController(Controller):
         )
 
     @post("/{prompt_id:int}/delete", operation_id="promptDelete", status_code=200)
-    async def delete(self, principal: CurrentUser, settings: AppSettings, prompt_id: int) -> Any:
+    async def delete(
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        prompt_id: int,
+    ) -> Any:
         try:
-            await services.delete_prompt(principal, prompt_id)
-        except services.PromptInUse as exc:
+            await audited(request, "delete", await services.delete_prompt(principal, prompt_id))
+        except InvalidChange as exc:
             return await self._page(principal, settings, 400, error=exc.detail)
         return Redirect("/prompts", status_code=303)
+
+
+async def audited(request: Request[Any, Any, Any], action: str, prompt: PromptOut) -> None:
+    """The audit log's entry for a prompt added or deleted."""
+    await audit_log(
+        request,
+        action,
+        f"prompt:{prompt.name}",
+        detail={"kind": prompt.kind, **({"text": prompt.text} if prompt.text else {})},
+        tenant=prompt.tenant,
+    )
 
 
 def _text(form: Any, name: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from litestar.datastructures import UploadFile
 
 from appliance.auth.core import Principal
-from appliance.errors import LineboxError, NotFound
+from appliance.errors import NotFound
 from appliance.media import prompts as media
 from appliance.routing.compile import publish_from_db
 from appliance.settings import Settings
@@ -30,40 +30,22 @@ from appliance.tables import Extension, Group, Hotline, Menu, Prompt, Tenant
 from web.auth import scoped
 from web.domain.prompts.schemas import PromptOut
 from web.errors import InvalidRequest
-from web.sitecheck import InvalidChange, current_site, problems_under, tenant_index
+from web.sitecheck import (
+    InUse,
+    InvalidChange,
+    Problem,
+    current_site,
+    problems_under,
+    tenant_for,
+    tenant_index,
+    write_lock,
+)
 
 CHUNK = 256 * 1024
 
 
 class PromptNotFound(NotFound):
     error_id = "prompt-not-found"
-
-
-class TenantNotFound(NotFound):
-    error_id = "tenant-not-found"
-
-
-class PromptInUse(LineboxError):
-    """Deleting it would leave a hotline, menu or group playing nothing."""
-
-    error_id = "invalid-prompt-in-use"
-
-
-async def tenant_of(principal: Principal, slug: str | None) -> tuple[int, str]:
-    """The tenant (id, slug) a new prompt is for: an owner's own; an operator
-    names one (or need not, when the appliance serves one tenant). Another
-    tenant is not found, the same as one that does not exist."""
-    query = Tenant.select(Tenant._meta.primary_key, Tenant.slug)
-    if not principal.is_operator:
-        query = query.where(Tenant._meta.primary_key == (principal.tenant_id or -1))
-    if slug:
-        query = query.where(Tenant.slug == slug)
-    rows = await query
-    if not rows:
-        raise TenantNotFound(f"no tenant {slug or ''}".strip(), {"tenant": slug or ""})
-    if len(rows) > 1:
-        raise InvalidRequest("tenant", "the appliance serves several tenants: name one (its slug)")
-    return rows[0]["id"], rows[0]["slug"]
 
 
 async def _uses(tenant_id: int, name: str) -> list[str]:
@@ -167,42 +149,62 @@ async def _check_new(slug: str, config: PromptConfig) -> None:
         raise InvalidChange(f"prompt {config.name!r}", problems)
 
 
-async def _insert(tenant_id: int, name: str, text: str, dest: Path) -> int:
-    last = (
-        await Prompt.select(Prompt.position)
-        .where(Prompt.tenant == tenant_id)
-        .order_by(Prompt.position, ascending=False)
-        .first()
-    )
-    row = Prompt(
-        tenant=tenant_id,
-        name=name,
-        text=text,
-        file=str(dest),
-        position=(last["position"] + 1) if last else 0,
-    )
-    inserted = await Prompt.insert(row)
+async def _add(tenant_id: int, slug: str, config: PromptConfig, audio: Path) -> int:
+    """Insert the prompt and move its finished `audio` into place, under the
+    site file's write lock (the name is checked again there: another request
+    may have taken it meanwhile); then publish the plan."""
+    dest = media.tenant_prompt_path(slug, config.name)
+    async with write_lock():
+        await _check_new(slug, config)
+        last = (
+            await Prompt.select(Prompt.position)
+            .where(Prompt.tenant == tenant_id)
+            .order_by(Prompt.position, ascending=False)
+            .first()
+        )
+        row = Prompt(
+            tenant=tenant_id,
+            name=config.name,
+            text=config.text or "",
+            file=str(dest),
+            position=(last["position"] + 1) if last else 0,
+        )
+        inserted = await Prompt.insert(row)
+        os.replace(audio, dest)
+        if config.text:
+            # As render_tenant_prompts() notes a rendering, so it is not redone.
+            dest.with_name(dest.name + media.TTS_SUFFIX).write_text(
+                media.tts_digest(config.text) + "\n"
+            )
     await publish_from_db()
     return int(inserted[0]["id"])
+
+
+def _scratch(slug: str, name: str) -> Path:
+    """Where a prompt's audio is made before it is kept: next to its place,
+    so moving it there is atomic."""
+    folder = media.tenant_prompt_path(slug, name).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(prefix=f".{name}-", suffix=".wav", dir=folder)
+    os.close(fd)
+    return Path(scratch)
 
 
 async def create_from_text(
     principal: Principal, settings: Settings, name: str, text: str, tenant: str | None
 ) -> PromptOut:
-    tenant_id, slug = await tenant_of(principal, tenant)
-    name, text = name.strip(), text.strip()
-    await _check_new(slug, PromptConfig(name=name, text=text))
-    if len(text) > media.MAX_TEXT_CHARS:
+    tenant_id, slug = await tenant_for(principal, tenant)
+    config = PromptConfig(name=name.strip(), text=text.strip())
+    await _check_new(slug, config)  # before the slow part; again when it is kept
+    if len(config.text or "") > media.MAX_TEXT_CHARS:
         raise InvalidRequest("text", f"longer than {media.MAX_TEXT_CHARS} characters")
-    dest = media.tenant_prompt_path(slug, name)
-    # Spoken into place first: a text espeak-ng cannot speak changes nothing.
-    await asyncio.to_thread(media.render_text_cached, text, "auto", dest)
-    dest.with_name(dest.name + media.TTS_SUFFIX).write_text(media.tts_digest(text) + "\n")
+    audio = _scratch(slug, config.name)
     try:
-        prompt_id = await _insert(tenant_id, name, text, dest)
-    except BaseException:
-        _remove(dest)
-        raise
+        # espeak-ng and sox in a limited child: a text they cannot speak changes nothing.
+        await asyncio.to_thread(media.render_text_cached, config.text or "", "auto", audio)
+        prompt_id = await _add(tenant_id, slug, config, audio)
+    finally:
+        audio.unlink(missing_ok=True)
     return await get_prompt(principal, settings, prompt_id)
 
 
@@ -229,20 +231,17 @@ async def _save_upload(upload: UploadFile, folder: Path) -> Path:
 async def create_from_upload(
     principal: Principal, settings: Settings, name: str, upload: UploadFile, tenant: str | None
 ) -> PromptOut:
-    tenant_id, slug = await tenant_of(principal, tenant)
-    name = name.strip()
-    await _check_new(slug, PromptConfig(name=name, file=f"{name}.wav"))
-    dest = media.tenant_prompt_path(slug, name)
+    tenant_id, slug = await tenant_for(principal, tenant)
+    config = PromptConfig(name=name.strip(), file=f"{name.strip()}.wav")
+    await _check_new(slug, config)  # before the slow part; again when it is kept
     src = await _save_upload(upload, media.prompts_dir())
+    audio = _scratch(slug, config.name)
     try:
-        await asyncio.to_thread(media.convert_upload, src, dest)
+        await asyncio.to_thread(media.convert_upload, src, audio)
+        prompt_id = await _add(tenant_id, slug, config, audio)
     finally:
         src.unlink(missing_ok=True)
-    try:
-        prompt_id = await _insert(tenant_id, name, "", dest)
-    except BaseException:
-        _remove(dest)
-        raise
+        audio.unlink(missing_ok=True)
     return await get_prompt(principal, settings, prompt_id)
 
 
@@ -255,16 +254,23 @@ def _remove(path: Path) -> None:
                 p.unlink(missing_ok=True)
 
 
-async def delete_prompt(principal: Principal, prompt_id: int) -> None:
-    row = await _row(principal, prompt_id)
-    uses = await _uses(row["tenant"], row["name"])
-    if uses:
-        raise PromptInUse(
-            f"prompt {row['name']} is in use ({', '.join(uses)}): "
-            "choose another prompt there first",
-            {"id": prompt_id, "used_by": uses},
-        )
-    await Prompt.delete().where(Prompt._meta.primary_key == prompt_id)
+async def delete_prompt(principal: Principal, prompt_id: int) -> PromptOut:
+    """Delete a prompt nothing plays; returns what it was."""
+    async with write_lock():
+        row = await _row(principal, prompt_id)
+        uses = await _uses(row["tenant"], row["name"])
+        if uses:
+            raise InUse(f"prompt {row['name']}", [Problem(key="", message=u) for u in uses])
+        await Prompt.delete().where(Prompt._meta.primary_key == prompt_id)
     await publish_from_db()
     if row["file"]:
         _remove(Path(row["file"]))
+    return PromptOut(
+        id=prompt_id,
+        tenant=(await _slugs()).get(row["tenant"], ""),
+        name=row["name"],
+        kind="text" if row["text"] else "file",
+        text=row["text"],
+        duration_ms=0,
+        used_by=[],
+    )

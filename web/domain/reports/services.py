@@ -15,9 +15,9 @@ from appliance.auth.core import Principal
 from appliance.sitefile.schema import format_money
 from appliance.tables import CallStat, Extension
 from web.auth import scoped
-from web.domain.prompts.services import tenant_of
 from web.domain.reports.schemas import AgentRow, DayRow, HourRow, RegionRow, Report, Totals
 from web.errors import InvalidRequest
+from web.sitecheck import tenant_for
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -69,7 +69,7 @@ async def _where(
         principal, CallStat.tenant, [CallStat.day >= first, CallStat.day <= last]
     )
     if tenant or not principal.is_operator:
-        tenant_id, _ = await tenant_of(principal, tenant)
+        tenant_id, _ = await tenant_for(principal, tenant)
         conditions.append(CallStat.tenant == tenant_id)
     if hotline:
         conditions.append(CallStat.hotline == hotline)

@@ -14,6 +14,7 @@ from litestar.response import File, Redirect, Template
 
 from web.auth import CurrentUser
 from web.dependencies import AppSettings
+from web.domain.audit.services import log as audit_log
 from web.domain.voicemail import services
 from web.domain.voicemail.schemas import VoicemailList, VoicemailOut, VoicemailUpdate
 from web.errors import BAD_REQUEST, InvalidRequest, error_response_spec
@@ -114,9 +115,14 @@ class VoicemailController(Controller):
         responses={**BAD_REQUEST, **NOT_FOUND},
     )
     async def delete_voicemail(
-        self, principal: CurrentUser, settings: AppSettings, call_id: CallIdParam
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        call_id: CallIdParam,
     ) -> None:
-        await services.delete_voicemail(principal, settings, call_id)
+        tenant = await services.delete_voicemail(principal, settings, call_id)
+        await audit_log(request, "delete", f"voicemail:{call_id}", tenant=tenant)
 
 
 class VoicemailPageController(Controller):
@@ -183,7 +189,8 @@ class VoicemailPageController(Controller):
         settings: AppSettings,
         call_id: str,
     ) -> Redirect:
-        await services.delete_voicemail(principal, settings, call_id)
+        tenant = await services.delete_voicemail(principal, settings, call_id)
+        await audit_log(request, "delete", f"voicemail:{call_id}", tenant=tenant)
         return Redirect(_back(request), status_code=303)
 
 

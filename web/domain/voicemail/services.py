@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = [
     CallRecord.call_id,
+    CallRecord.tenant,
     CallRecord.hotline,
     CallRecord.called,
     CallRecord.caller,
@@ -147,8 +148,9 @@ async def set_heard(
     return _out({**row, "voicemail_heard": heard}, settings)
 
 
-async def delete_voicemail(principal: Principal, settings: Settings, call_id: str) -> None:
-    """Remove the message's file and its link; the call record stays."""
+async def delete_voicemail(principal: Principal, settings: Settings, call_id: str) -> int | None:
+    """Remove the message's file and its link; the call record stays.
+    Returns the call's tenant (for the audit log)."""
     row = await _row(principal, call_id)
     path = audio_file(settings, row["voicemail"])
     if path is not None:
@@ -164,3 +166,5 @@ async def delete_voicemail(principal: Principal, settings: Settings, call_id: st
     await CallRecord.update({CallRecord.voicemail: "", CallRecord.voicemail_heard: False}).where(
         CallRecord.call_id == row["call_id"]
     )
+    tenant: int | None = row["tenant"]
+    return tenant
