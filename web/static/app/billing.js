@@ -10,7 +10,7 @@
   chart.setOption({
     tooltip: { formatter: function (p) { return p.value[0] + ": ¥" + p.value[1].toFixed(2) +
                                                  " (" + p.value[2] + ")"; } },
-    visualMap: { min: 0, max: max, show: false, inRange: { color: ["#dafbe1", "#116329"] } },
+    visualMap: { min: 0, max: max, dimension: 1, show: false, inRange: { color: ["#dafbe1", "#116329"] } },
     calendar: { range: String(data.year), cellSize: ["auto", 14], top: 30, left: 40, right: 10 },
     series: [{ type: "heatmap", coordinateSystem: "calendar", data: costs }],
   });
