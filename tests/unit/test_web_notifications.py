@@ -14,7 +14,7 @@ from litestar.testing import TestClient
 
 from appliance import settings as settings_mod
 from appliance.tables import Gateway, Notice, Tenant
-from tests.unit.web_helpers import SITE, Session, setup_site
+from tests.unit.web_helpers import SITE, Session, csrf_of, setup_site
 from web.app import create_app
 
 NOTIFY_SITE = SITE.replace(
@@ -148,3 +148,82 @@ def test_notifications_page(client: TestClient) -> None:
     client.get("/lang/en")
     english = acme.get("/notifications").text
     assert "<h1>Notifications</h1>" in english and "failing" in english
+
+
+def test_owner_changes_where_notices_go(client: TestClient) -> None:
+    acme = Session(client, "owner@acme.example")
+
+    changed = acme.patch(
+        "/api/v1/notifications", json={"sms": "13700000000", "missed_call_sms": False}
+    )
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["sms"], body["email"], body["missed_call_sms"]) == (
+        "13700000000",
+        "boss@acme.example",
+        False,
+    )
+    assert {r["kind"]: r["destinations"] for r in body["routes"]}["missed_call"] == []
+    notify = Tenant.select(Tenant.notify).where(Tenant.slug == "acme").first().run_sync()
+    assert '"13700000000"' in str(notify["notify"])
+    entry = next(e for e in acme.get("/api/v1/audit").json()["items"] if e["target"] == "notify")
+    assert entry["action"] == "update" and "13700000000" in str(entry["detail"])
+    # The site file, exported, says the same.
+    operator = Session(client, "root@linebox.example")
+    assert 'sms = "13700000000"' in operator.get("/api/v1/site").text
+
+    acme.relogin()  # the client is the operator's now
+    assert acme.patch("/api/v1/notifications", json={"email": ""}).status_code == 200
+    assert acme.get("/api/v1/notifications").json()["email"] == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"sms": "12ab"}, "sms"),
+        ({"email": "not an address"}, "email"),
+        ({"sms": "", "missed_call_sms": True}, "missed_call_sms"),
+    ],
+)
+def test_a_bad_change_is_explained_and_changes_nothing(
+    client: TestClient, change: dict[str, object], key: str
+) -> None:
+    acme = Session(client, "owner@acme.example")
+
+    response = acme.patch("/api/v1/notifications", json=change)
+    assert response.status_code == 400 and response.json()["error_id"] == "invalid-change"
+    assert [e["key"] for e in response.json()["details"]["errors"]] == [key]
+    body = acme.get("/api/v1/notifications").json()
+    assert (body["sms"], body["email"], body["missed_call_sms"]) == (
+        "13800000000",
+        "boss@acme.example",
+        True,
+    )
+
+
+def test_an_owner_cannot_change_another_tenant(client: TestClient) -> None:
+    acme = Session(client, "owner@acme.example")
+
+    response = acme.patch(
+        "/api/v1/notifications", params={"tenant": "globex"}, json={"sms": "13700000000"}
+    )
+    assert response.status_code == 404
+    globex = Session(client, "owner@globex.example")
+    assert globex.get("/api/v1/notifications").json()["sms"] == "13911112222"
+
+
+def test_notifications_page_saves_and_explains(client: TestClient) -> None:
+    acme = Session(client, "owner@acme.example")
+    token = csrf_of(acme.get("/notifications").text)
+
+    saved = client.post(
+        "/notifications",
+        data={"_csrf": token, "sms": "13700000000", "email": "boss@acme.example"},
+    )
+    assert saved.status_code == 200 and "已保存" in saved.text
+    assert acme.get("/api/v1/notifications").json()["missed_call_sms"] is False
+    bad = client.post(
+        "/notifications", data={"_csrf": token, "sms": "12ab", "missed_call_sms": "on"}
+    )
+    assert bad.status_code == 400 and "12ab" in bad.text
+    assert acme.get("/api/v1/notifications").json()["sms"] == "13700000000"

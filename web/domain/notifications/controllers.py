@@ -6,18 +6,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Request, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Template
 
+from appliance.audit import diff
 from appliance.errors import LineboxError
 from appliance.tables import Tenant
 from web.auth import CurrentUser
 from web.dependencies import AppSettings
+from web.domain.audit.services import log as audit_log
 from web.domain.notifications import services
-from web.domain.notifications.schemas import NoticeList, Notifications
+from web.domain.notifications.schemas import NoticeList, Notifications, NotifyUpdate
 from web.errors import BAD_REQUEST, error_response_spec
 from web.i18n import gettext
+from web.sitecheck import InvalidChange
 
 OWNERS = {"roles": ("operator", "owner")}
 ERRORS = {
@@ -46,6 +50,25 @@ class NotificationController(Controller):
     ) -> Notifications:
         return await services.notifications(principal, tenant)
 
+    @patch(
+        "/",
+        operation_id="updateNotifications",
+        summary="Change where the tenant's notices go",
+        description="Checked like the site file's `[tenants.notify]`: `invalid-change` "
+        "names each problem (`sms`, `email`, `missed_call_sms`); nothing changes then.",
+        responses=ERRORS,
+    )
+    async def update_notifications(
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        data: NotifyUpdate,
+        tenant: TenantParam = None,
+    ) -> Notifications:
+        before, after = await services.update_notify(principal, tenant, data)
+        await audited(request, before, after)
+        return after
+
     @get(
         "/notices",
         operation_id="listNotices",
@@ -67,6 +90,18 @@ class NotificationController(Controller):
         offset: Annotated[int, Parameter(ge=0, le=10**9, description="Notices to skip")] = 0,
     ) -> NoticeList:
         return await services.notices(principal, tenant, services.parse_state(show), limit, offset)
+
+
+async def audited(
+    request: Request[Any, Any, Any], before: dict[str, Any], after: Notifications
+) -> None:
+    await audit_log(
+        request,
+        "update",
+        "notify",
+        changes=diff(before, services.settings_of(after)),
+        tenant=after.tenant,
+    )
 
 
 def labels() -> dict[str, str]:
@@ -97,12 +132,8 @@ class NotificationPageController(Controller):
     include_in_schema = False
     opt = OWNERS
 
-    @get("/", operation_id="notificationsPage")
-    async def notifications_page(
-        self,
-        principal: CurrentUser,
-        settings: AppSettings,
-        tenant: Annotated[str | None, Parameter(query="tenant")] = None,
+    async def _render(
+        self, principal: Any, settings: Any, tenant: str | None, status: int = 200, **extra: Any
     ) -> Template:
         tenants: list[str] = []
         if principal.is_operator:
@@ -113,11 +144,57 @@ class NotificationPageController(Controller):
         except LineboxError as exc:
             if exc.error_id != "invalid-request" or not principal.is_operator:
                 raise
+            # An operator of several tenants chooses one first.
             return Template("notifications/index.html", context={**context, "choose": True})
         zone = ZoneInfo(settings.timezone)
 
         def local(moment: Any) -> str:
             return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M") if moment else "—"
 
-        context.update(n=n, labels=labels(), local=local)
-        return Template("notifications/index.html", context=context)
+        context.update(n=n, labels=labels(), local=local, errors=[], message="", form=None)
+        context.update(extra)
+        return Template("notifications/index.html", context=context, status_code=status)
+
+    @get("/", operation_id="notificationsPage")
+    async def notifications_page(
+        self,
+        principal: CurrentUser,
+        settings: AppSettings,
+        tenant: Annotated[str | None, Parameter(query="tenant")] = None,
+    ) -> Template:
+        return await self._render(principal, settings, tenant)
+
+    @post("/", operation_id="notificationsSave", status_code=200)
+    async def notifications_save(
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        tenant: Annotated[str | None, Parameter(query="tenant")] = None,
+    ) -> Template:
+        form = await request.form()
+
+        def text(name: str) -> str:
+            value = form.get(name, "")
+            return value.strip() if isinstance(value, str) else ""
+
+        update = NotifyUpdate(
+            sms=text("sms"),
+            email=text("email"),
+            missed_call_sms=form.get("missed_call_sms") == "on",
+        )
+        try:
+            before, after = await services.update_notify(principal, tenant, update)
+        except InvalidChange as exc:
+            return await self._render(
+                principal,
+                settings,
+                tenant,
+                400,
+                errors=exc.details.get("errors") or [],
+                form=msgspec.to_builtins(update),
+            )
+        await audited(request, before, after)
+        return await self._render(
+            principal, settings, tenant, message=gettext("Saved. The next notice goes there.")
+        )

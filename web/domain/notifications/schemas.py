@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -76,3 +77,22 @@ class NoticeList(msgspec.Struct, kw_only=True):
     total: int
     limit: int
     offset: int
+
+
+class NotifyUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where the tenant's notices go; a field left out keeps its value.
+    Checked by the site file's rules for `[tenants.notify]`."""
+
+    sms: str | msgspec.UnsetType | None = msgspec.UNSET
+    """A mobile number (5 to 20 digits); empty or null for none."""
+    email: str | msgspec.UnsetType | None = msgspec.UNSET
+    """An e-mail address; empty or null for none."""
+    missed_call_sms: bool | msgspec.UnsetType = msgspec.UNSET
+    """Send an SMS for each missed call (needs `sms`)."""
+
+    def given(self) -> dict[str, Any]:
+        return {
+            f: getattr(self, f)
+            for f in self.__struct_fields__
+            if getattr(self, f) is not msgspec.UNSET
+        }

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import msgspec
 
 from appliance.auth.core import Principal
 from appliance.billing.settle import load_tenant
 from appliance.notify.outbox import MISSED_CALL_INTERVAL_S
-from appliance.tables import Gateway, Notice
+from appliance.sitefile.schema import Notify
+from appliance.tables import Gateway, Notice, Tenant
 from web.domain.notifications.schemas import (
     Destination,
     GatewayOut,
@@ -16,9 +20,10 @@ from web.domain.notifications.schemas import (
     NoticeOut,
     NoticeRoute,
     Notifications,
+    NotifyUpdate,
 )
 from web.errors import InvalidRequest
-from web.sitecheck import tenant_for
+from web.sitecheck import convert, edit_tenant, tenant_for, write_lock
 
 NOTICE_STATES = ("pending", "sending", "retrying", "sent", "failed")
 RECENT = 20
@@ -104,3 +109,33 @@ async def notifications(principal: Principal, tenant: str | None) -> Notificatio
         gateways=[_gateway(g, principal) for g in gateways],
         recent=(await notices(principal, slug, None, RECENT, 0)).items,
     )
+
+
+def settings_of(n: Notifications) -> dict[str, Any]:
+    return {"sms": n.sms, "email": n.email, "missed_call_sms": n.missed_call_sms}
+
+
+async def update_notify(
+    principal: Principal, tenant: str | None, data: NotifyUpdate
+) -> tuple[dict[str, Any], Notifications]:
+    """Change where the tenant's notices go, as `[tenants.notify]` would;
+    returns the settings before and the result."""
+    async with write_lock():
+        tenant_id, slug = await tenant_for(principal, tenant)
+        before = await notifications(principal, slug)
+        edit = await edit_tenant(tenant_id, slug)
+        merged = msgspec.to_builtins(edit.tenant.notify) if edit.tenant.notify else {}
+        for key, value in data.given().items():
+            merged[key] = value.strip() if isinstance(value, str) else value
+        merged = {k: v for k, v in merged.items() if v not in (None, "")}
+        edit.tenant.notify = convert(merged, Notify, "notify")
+        edit.check("notify", "notify")
+        row = await load_tenant(tenant_id)
+        stored = dict((row or {}).get("notify") or {})
+        for key in ("sms", "email", "missed_call_sms"):
+            stored.pop(key, None)
+        stored.update(merged)  # keeps keys the site file does not set
+        await Tenant.update({Tenant.notify: json.dumps(stored, ensure_ascii=False)}).where(
+            Tenant._meta.primary_key == tenant_id
+        )
+    return settings_of(before), await notifications(principal, slug)
