@@ -86,6 +86,7 @@ def kamailio_service(settings: Settings) -> Service:
         "AUTH_SECRET": f'"{secrets.token_hex(16)}"',
         "CHILDREN": str(sip.children),
         "DB_URL": f'"{kamailio_db_url(settings.database_url)}"',
+        "DTMF_LISTEN": f"udp:127.0.0.1:{settings.media.dtmf_port}",
     }
     argv = [KAMAILIO_BIN, "-DD", "-E", "-f", str(kamailio_dir() / "kamailio.cfg")]
     argv += ["-Y", str(run), "-P", str(run / "kamailio.pid"), "-w", str(run)]
@@ -117,7 +118,7 @@ def rtpengine_service(settings: Settings) -> Service:
         f"--port-max={media.port_max}",
         f"--num-threads={media.threads}",
         f"--recording-dir={settings.paths.spool_dir}",
-        f"--dtmf-log-dest={settings.sip.address}:{media.dtmf_port}",
+        f"--dtmf-log-dest=127.0.0.1:{media.dtmf_port}",
         f"--pidfile={settings.paths.run_dir / 'rtpengine.pid'}",
     ]
 

@@ -11,6 +11,7 @@ per-transaction state is in AVPs, per-call state in the `calls` htable.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -29,11 +30,23 @@ import KSR
 import msgspec
 
 from appliance import settings
-from appliance.media import recording
+from appliance.media import recording, stock
 from appliance.media.ng import NgClient, NgError
+from appliance.media.prompts import PromptError
 from appliance.media.sdp import placeholder_sdp
 from appliance.numbers import region_of
-from appliance.routing.decide import REJECT, RING, VOICEMAIL, Decision, Facts, Target, decide
+from appliance.routing import ivr
+from appliance.routing.decide import (
+    MENU,
+    PIN,
+    REJECT,
+    VOICEMAIL,
+    Decision,
+    Facts,
+    Target,
+    decide,
+    decide_destination,
+)
 from appliance.routing.plan import Plan, PlanFile
 from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
@@ -50,6 +63,8 @@ RTP_ANSWER = RTP_OFFER + " port-latching"
 # Final replies of one destination after which the next one is tried.
 NEXT_ON = frozenset({408, 480, 486, 487, 600, 603, 404, 500, 502, 503, 504})
 BUSY_CODES = frozenset({486, 600, 603})
+# The longest a caller may spend in menus and PIN entry before tm gives up.
+MAX_HOLD_MS = 300_000
 
 log = logging.getLogger("linebox.kemi")
 
@@ -122,9 +137,40 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     agent_id: str = ""
 
 
+class CallerFacts(msgspec.Struct, frozen=True):
+    """What routing needs to know of a caller again after a menu or PIN."""
+
+    called: str
+    caller: str
+    trunk: str = ""
+    caller_extension: str = ""
+    day: str = ""
+
+
+class HeldCall(msgspec.Struct):
+    """A call held in a menu or PIN entry (htable `ivr`, by Call-ID): its
+    INVITE is suspended (t_suspend) in early media while the caller keys;
+    nothing has rung yet, and nothing is billed (the carrier bills from the
+    200 OK)."""
+
+    index: int
+    label: int
+    caller_tag: str
+    who: CallerFacts
+    prompting: ivr.Prompting
+    generation: int = 0
+    """Bumped by every step: a timer set for an older step is stale."""
+    outcome: Decision | None = None
+    """Set once the caller has chosen: the continue route carries it out."""
+    refusal: ivr.Step | None = None
+    cancelled: bool = False
+
+
 _state_enc = msgspec.json.Encoder()
 _state_dec = msgspec.json.Decoder(CallState)
 _facts_dec = msgspec.json.Decoder(CallFacts)
+_held_dec = msgspec.json.Decoder(HeldCall)
+_dtmf_dec = msgspec.json.Decoder(dict[str, object])
 
 
 def ended(event: cdr.CallEvent, status: str, code: int, cause: str) -> cdr.CallEvent:
@@ -155,6 +201,18 @@ class AnsweredToday(Mapping[str, int]):
 @functools.lru_cache(maxsize=64)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+@contextlib.contextmanager
+def held_lock(call_id: str) -> Iterator[None]:
+    """One process at a time changes a held call: a digit (a UDP worker), a
+    timer (the rtimer process) and a CANCEL may arrive together. The htable
+    slot lock is re-entrant within a process."""
+    KSR.htable.sht_lock("ivr", call_id)
+    try:
+        yield
+    finally:
+        KSR.htable.sht_unlock("ivr", call_id)
 
 
 def mod_init() -> Linebox:
@@ -203,6 +261,8 @@ class Linebox:
     @guarded
     def ksr_request_route(self, msg) -> int:  # type: ignore[no-untyped-def]
         source = KSR.pv.get("$si")
+        if KSR.pv.get("$Rp") == self.settings.media.dtmf_port:
+            return OK  # the DTMF socket takes rtpengine's reports, never SIP
         if KSR.htable.sht_get("bans", source) is not None:
             return OK  # banned: no answer at all
         if is_scanner(KSR.pv.get("$ua") or ""):
@@ -214,8 +274,11 @@ class Linebox:
         if KSR.sanity.sanity_check_defaults() < 0:
             return OK  # sanity has answered (or dropped) the bad message
         if KSR.is_CANCEL():
+            # tm answers the CANCEL of a transaction it knows (and 487 to a
+            # held INVITE) inside t_check_trans.
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
+            self.cancel_held(KSR.pv.get("$ci"))
             return OK
         if KSR.siputils.has_totag() > 0:
             return self.route_in_dialog()
@@ -314,21 +377,14 @@ class Linebox:
         now = dt.datetime.now(dt.UTC)
         hotline = plan.hotlines.get(called)
         day = now.astimezone(_zone(hotline.timezone)).strftime("%Y%m%d") if hotline else ""
-        sticky_agent, sticky_at = "", 0.0
-        if hotline is not None:
-            remembered = KSR.htable.sht_get("sticky", sticky.key(hotline.tenant, caller))
-            sticky_agent, sticky_at = sticky.parse(remembered)
-        facts = Facts(
+        who = CallerFacts(
             called=called,
             caller=caller,
-            region=region_of(caller) if hotline and trunk else region_of(""),
             trunk=trunk.name if trunk else "",
             caller_extension=caller_extension,
-            sequence=(KSR.htable.sht_inc("counters", "seq:" + called) - 1) if hotline else 0,
-            answered_today=AnsweredToday(day),
-            sticky_agent=sticky_agent,
-            sticky_at=sticky_at,
+            day=day,
         )
+        facts = self.facts_of(plan, who)
         decision = decide(plan, facts, now, explain=False)
         call_id = KSR.pv.get("$ci")
         log.info("call %s: %s → %s %s", call_id, caller, called, decision.trace[-1])
@@ -354,13 +410,30 @@ class Linebox:
             return OK
         if decision.action == VOICEMAIL:
             return self.take_message(event, decision)
-        if decision.action != RING:
-            # Menus and PINs need DTMF; until this appliance has them such a
-            # call is refused and recorded as such.
-            self.emit(ended(event, "failed", 480, f"{decision.action} not available"))
-            KSR.sl.send_reply(480, "Temporarily Unavailable")
-            return OK
+        if decision.action in (MENU, PIN):
+            return self.hold_for_keys(plan, decision, event, who)
         return self.start_ringing(plan, decision, event, day)
+
+    @staticmethod
+    def facts_of(plan: Plan, who: CallerFacts, pin_ok: bool = False) -> Facts:
+        """The routing facts of a new call (again, after a menu or a PIN)."""
+        hotline = plan.hotlines.get(who.called)
+        sticky_agent, sticky_at = "", 0.0
+        if hotline is not None:
+            remembered = KSR.htable.sht_get("sticky", sticky.key(hotline.tenant, who.caller))
+            sticky_agent, sticky_at = sticky.parse(remembered)
+        return Facts(
+            called=who.called,
+            caller=who.caller,
+            region=region_of(who.caller) if hotline and who.trunk else region_of(""),
+            trunk=who.trunk,
+            caller_extension=who.caller_extension,
+            sequence=(KSR.htable.sht_inc("counters", "seq:" + who.called) - 1) if hotline else 0,
+            answered_today=AnsweredToday(who.day),
+            sticky_agent=sticky_agent,
+            sticky_at=sticky_at,
+            pin_ok=pin_ok,
+        )
 
     def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent, day: str) -> int:
         call_id = event.call_id
@@ -388,7 +461,15 @@ class Linebox:
             )
         KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         self.emit(event)
+        self.ring(plan, decision)
+        return OK
+
+    def ring(self, plan: Plan, decision: Decision, held: bool = False) -> None:
+        """Ring the decision's destinations (its fallback chains after them);
+        answer the caller 480 when none can be rung. A `held` INVITE (after a
+        menu) has tm's blind branch of t_suspend as its branch 0."""
         state = CallState(
+            branches=[Target("held")] if held else [],
             ring=list(decision.ring),
             busy=list(decision.busy),
             no_answer=list(decision.no_answer),
@@ -397,16 +478,23 @@ class Linebox:
             max_forwards=plan.max_forwards,
         )
         if not self.relay_next(plan, state):
-            self.end_failed_call(state.last_code or 480)
+            self.end_failed_call(state.last_code or 480, "nothing could be rung")
             KSR.sl.send_reply(480, "Temporarily Unavailable")
-        return OK
 
     def play_ringback(self, call_id: str, caller_tag: str, prompt: str) -> tuple[str, str]:
+        """Answer the caller's media with rtpengine (early media) and loop the
+        hotline's ringback prompt until someone answers (企业彩铃). Returns
+        the placeholder tag and the 183's SDP, or ('', '') when the caller
+        hears the plain ring tone."""
+        early_tag, sdp = self.early_media(call_id, caller_tag)
+        if early_tag:
+            self.play(call_id, caller_tag, prompt, repeat=True)
+        return early_tag, sdp
+
+    def early_media(self, call_id: str, caller_tag: str) -> tuple[str, str]:
         """Answer the caller's media with a placeholder (rtpengine, to-tag
-        `em-<caller tag>`), send 183 with that SDP and loop the hotline's
-        ringback prompt until someone answers (企业彩铃). Returns the
-        placeholder tag and the 183's SDP, or ('', '') when the caller hears
-        the plain ring tone."""
+        `em-<caller tag>`) and send 183 with that SDP: the caller now hears
+        whatever rtpengine plays. Returns the tag and the SDP, or ('', '')."""
         early_tag = f"em-{caller_tag}"
         offered = KSR.pv.get("$rb") or ""
         try:
@@ -422,16 +510,264 @@ class Linebox:
                     "transport-protocol": "RTP/AVP",
                 },
             )
-            KSR.tm.t_newtran()
-            KSR.textops.set_reply_body(answer["sdp"], "application/sdp")
-            KSR.hdr.append_to_reply(f"Contact: <sip:{self.contact}>\r\n")
-            KSR.tm.t_reply(183, "Session Progress")
-            where = {"call-id": call_id, "from-tag": caller_tag}
-            self.ng.command("play media", **where, file=prompt, **{"repeat-times": 1000})
+            sdp = answer["sdp"]
         except (NgError, KeyError) as exc:
-            log.error("call %s: no ringback (%s), the caller hears the ring tone", call_id, exc)
+            log.error("call %s: no early media (%s)", call_id, exc)
             return "", ""
-        return early_tag, answer["sdp"]
+        KSR.tm.t_newtran()
+        KSR.textops.set_reply_body(sdp, "application/sdp")
+        KSR.hdr.append_to_reply(f"Contact: <sip:{self.contact}>\r\n")
+        KSR.tm.t_reply(183, "Session Progress")
+        return early_tag, sdp
+
+    def play(self, call_id: str, caller_tag: str, prompt: str, repeat: bool = False) -> None:
+        """Play a prompt to the caller, replacing whatever plays now."""
+        where = {"call-id": call_id, "from-tag": caller_tag}
+        with contextlib.suppress(NgError):
+            self.ng.command("stop media", **where)  # "not playing" is fine
+        if not prompt:
+            return
+        extra = {"repeat-times": 1000} if repeat else {}
+        try:
+            self.ng.command("play media", **where, file=prompt, **extra)
+        except NgError as exc:
+            log.error("call %s: cannot play %s: %s", call_id, prompt, exc)
+
+    # ------------------------------------------------------------ menus, PIN
+    def hold_for_keys(
+        self, plan: Plan, decision: Decision, event: cdr.CallEvent, who: CallerFacts
+    ) -> int:
+        """A call that needs the caller's keys first (a menu, a PIN): answer
+        its media in early media, hold the INVITE (t_suspend) and prompt.
+        The caller is not billed while choosing: nothing is answered until
+        someone takes the call. Digits arrive in `ksr_dtmf`, timeouts in
+        `ksr_ivr_tick`; `ksr_ivr_continue` carries out the choice."""
+        call_id = event.call_id
+        if KSR.textops.has_body_type("application/sdp") <= 0:
+            # No offer, no early media to prompt with (a late-offer INVITE).
+            self.emit(ended(event, "failed", 488, "no SDP offer for the menu"))
+            KSR.sl.send_reply(488, "Not Acceptable Here")
+            return OK
+        if KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+            self.emit(ended(event, "failed", 503, "media relay unavailable"))
+            KSR.sl.send_reply(503, "Service Unavailable")
+            return OK
+        KSR.rr.record_route()
+        caller_tag = KSR.pv.get("$ft") or ""
+        early_tag, early_sdp = self.early_media(call_id, caller_tag)
+        if not early_tag:
+            self.emit(ended(event, "failed", 503, "media relay unavailable"))
+            KSR.sl.send_reply(503, "Service Unavailable")
+            return OK
+        facts = CallFacts(
+            kind=event.kind,
+            tenant=decision.tenant,
+            hotline=decision.hotline,
+            caller=decision.caller,
+            caller_tag=caller_tag,
+            day=who.day,
+            record=decision.record,
+            early_tag=early_tag,
+            early_sdp=early_sdp,
+        )
+        KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+        self.emit(event)
+        # t_suspend parks the INVITE on a blind branch whose timer would
+        # answer 408 after fr_timer: the menu's own timers end it instead.
+        KSR.tm.t_set_fr(MAX_HOLD_MS, MAX_HOLD_MS)
+        if KSR.tmx.t_suspend() < 0:
+            log.error("call %s: cannot hold the INVITE for the menu", call_id)
+            self.end_failed_call(500, "the appliance could not take the call")
+            KSR.tm.t_reply(500, "Server Internal Error")
+            return OK
+        held = HeldCall(
+            index=int(KSR.pv.get("$T(id_index)")),
+            label=int(KSR.pv.get("$T(id_label)")),
+            caller_tag=caller_tag,
+            who=who,
+            prompting=self.prompting_for(decision),
+        )
+        menus = ivr.Menus(plan, self.stock_prompt)
+        with held_lock(call_id):
+            self.carry_out(call_id, held, menus.start(held.prompting), menus)
+        return OK
+
+    @staticmethod
+    def prompting_for(decision: Decision) -> ivr.Prompting:
+        kind = ivr.PIN if decision.action == PIN else ivr.MENU
+        return ivr.Prompting(
+            kind=kind,
+            hotline=decision.hotline,
+            tenant=decision.tenant,
+            menu=decision.target.partition(":")[2] if kind == ivr.MENU else "",
+        )
+
+    def carry_out(self, call_id: str, held: HeldCall, step: ivr.Step, menus: ivr.Menus) -> bool:
+        """Do what a menu step says, with the call's `ivr` entry locked.
+        Returns True when the caller has chosen (or is refused) and the held
+        INVITE must be continued (by the caller, after the lock is released)."""
+        plan = menus.plan
+        while step.action == ivr.GO:
+            facts = self.facts_of(
+                plan, held.who, pin_ok=step.pin_ok or held.prompting.kind == ivr.MENU
+            )
+            now = dt.datetime.now(dt.UTC)
+            if step.pin_ok:
+                outcome = decide(plan, facts, now, explain=False)
+            else:
+                outcome = decide_destination(plan, facts, now, step.destination, explain=False)
+            log.info("call %s: %s; %s", call_id, step.trace, outcome.trace[-1])
+            if outcome.action not in (MENU, PIN):
+                held.outcome = outcome
+                self.save_held(call_id, held)
+                return True
+            held.prompting = self.prompting_for(outcome)
+            step = menus.start(held.prompting)
+        log.info("call %s: %s", call_id, step.trace)
+        held.generation += 1
+        self.play(call_id, held.caller_tag, step.play)
+        if step.action == ivr.REFUSE:
+            held.refusal = step
+        deadline = time.time() + step.wait
+        KSR.htable.sht_sets("ivrtimer", call_id, f"{deadline:.3f} {held.generation}")
+        self.save_held(call_id, held)
+        return False
+
+    @staticmethod
+    def save_held(call_id: str, held: HeldCall) -> None:
+        KSR.htable.sht_sets("ivr", call_id, msgspec.json.encode(held).decode())
+
+    def on_key(self, call_id: str, digit: str = "", generation: int = -1, tag: str = "") -> None:
+        """A digit from the caller, or (with `generation`) a timer that fired."""
+        with held_lock(call_id):
+            raw = KSR.htable.sht_get("ivr", call_id)
+            if not raw:
+                return
+            held = _held_dec.decode(raw)
+            if held.outcome is not None or held.cancelled:
+                return
+            if digit and tag != held.caller_tag:
+                return  # only the caller's keys count
+            if generation >= 0 and generation != held.generation:
+                return  # a timer of an earlier step
+            if held.refusal is not None:
+                if not digit:  # the refusal prompt has played
+                    held.outcome = Decision(
+                        action=REJECT,
+                        sip_code=held.refusal.sip_code,
+                        reason=held.refusal.reason,
+                    )
+                    self.save_held(call_id, held)
+                    resume = True
+                else:
+                    return
+            else:
+                menus = ivr.Menus(self.plans.current(), self.stock_prompt)
+                if digit:
+                    step = menus.on_digit(held.prompting, digit)
+                else:
+                    step = menus.on_timeout(held.prompting)
+                resume = self.carry_out(call_id, held, step, menus)
+        if resume:
+            KSR.htable.sht_rm("ivrtimer", call_id)
+            if KSR.tmx.t_continue(held.index, held.label, "ksr_ivr_continue") < 0:
+                log.error("call %s: the held INVITE is gone", call_id)
+
+    def cancel_held(self, call_id: str) -> None:
+        """The caller hung up while in a menu: tm has answered the held
+        INVITE 487 already; end the call's media and record, and let tm
+        release the transaction."""
+        with held_lock(call_id):
+            raw = KSR.htable.sht_get("ivr", call_id)
+            if not raw:
+                return
+            held = _held_dec.decode(raw)
+            if held.outcome is not None:
+                return  # already on its way: tm cancels what rings
+            held.cancelled = True
+            self.save_held(call_id, held)
+        KSR.htable.sht_rm("ivrtimer", call_id)
+        self.end_failed_call(487, "caller hung up in the menu")
+        KSR.tmx.t_continue(held.index, held.label, "ksr_ivr_continue")
+
+    @guarded
+    def ksr_dtmf(self, msg) -> int:  # type: ignore[no-untyped-def]
+        """A datagram that is not SIP (nosip): rtpengine reporting a digit on
+        the DTMF socket, or junk, dropped without a word."""
+        if KSR.pv.get("$Rp") != self.settings.media.dtmf_port or KSR.pv.get("$si") != "127.0.0.1":
+            return OK
+        try:
+            report = _dtmf_dec.decode(KSR.pv.get("$mb") or "")
+            call_id, tag, event = report["callid"], report["source_tag"], report["event"]
+        except (msgspec.DecodeError, KeyError):
+            return OK
+        if not isinstance(event, int) or not 0 <= event < len(ivr.DIGITS):
+            return OK
+        digit = ivr.DIGITS[event]
+        if isinstance(call_id, str) and isinstance(tag, str):
+            self.on_key(call_id, digit=digit, tag=tag)
+        return OK
+
+    @guarded
+    def ksr_ivr_tick(self, msg, *_event) -> int:  # type: ignore[no-untyped-def]
+        """The media timers (rtimer, a few times a second): a prompt has
+        played, the caller has not pressed a key in time, or the agent-ID
+        announcement is over."""
+        now = time.time()
+        due: list[tuple[str, str]] = []
+        KSR.htable.sht_iterator_start("ivrt", "ivrtimer")
+        try:
+            while KSR.htable.sht_iterator_next("ivrt") > 0:
+                deadline, _, what = str(KSR.pv.get("$shtitval(ivrt)") or "").partition(" ")
+                if deadline and float(deadline) <= now:
+                    due.append((KSR.pv.get("$shtitkey(ivrt)"), what))
+        finally:
+            KSR.htable.sht_iterator_end("ivrt")
+        # Acted on once the iterator has let go of the table's slots.
+        for key, what in due:
+            if key.startswith("unblock:"):
+                KSR.htable.sht_rm("ivrtimer", key)
+                self.unblock(key.removeprefix("unblock:"), what)
+            else:
+                self.on_key(key, generation=int(what))
+        return OK
+
+    @guarded
+    def ksr_ivr_continue(self, msg) -> int:  # type: ignore[no-untyped-def]
+        """The held INVITE again, once the caller has chosen, been refused,
+        or hung up."""
+        call_id = KSR.pv.get("$ci")
+        raw = KSR.htable.sht_get("ivr", call_id)
+        KSR.htable.sht_rm("ivr", call_id)
+        KSR.htable.sht_rm("ivrtimer", call_id)
+        if not raw:
+            return OK
+        held = _held_dec.decode(raw)
+        outcome = held.outcome
+        if held.cancelled or outcome is None or KSR.tm.t_is_canceled() > 0:
+            self.end_failed_call(487, "caller hung up in the menu")
+            KSR.tm.t_reply(487, "Request Terminated")
+            return OK
+        if outcome.action == REJECT:
+            self.end_failed_call(outcome.sip_code, outcome.reason)
+            KSR.tm.t_reply(outcome.sip_code, outcome.reason)
+            return OK
+        if outcome.action == VOICEMAIL:
+            self.play(call_id, held.caller_tag, "")
+            if not self.answer_voicemail(call_id, held.caller_tag):
+                self.end_failed_call(500, "the appliance could not take the call")
+                KSR.tm.t_reply(500, "Server Internal Error")
+            return OK
+        plan = self.plans.current()
+        raw_facts = KSR.htable.sht_get("calls", call_id)
+        if raw_facts:
+            facts = _facts_dec.decode(raw_facts)
+            facts.strategy, facts.record = outcome.strategy, outcome.record
+            KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+        ringback = outcome.ringback or self.stock_prompt("ring-tone")
+        self.play(call_id, held.caller_tag, ringback, repeat=True)
+        self.ring(plan, outcome, held=True)
+        return OK
 
     def start_recording(self, call_id: str, caller_tag: str) -> None:
         """Record the call from now on (pcap, both legs), telling the
@@ -471,7 +807,7 @@ class Linebox:
         KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         self.emit(event)
         if not self.answer_voicemail(call_id, caller_tag):
-            self.end_failed_call(500)
+            self.end_failed_call(500, "the appliance could not take the call")
             KSR.sl.send_reply(500, "Server Internal Error")
         return OK
 
@@ -657,7 +993,7 @@ class Linebox:
         self.end_failed_call(486 if state.any_busy and code not in BUSY_CODES else code)
         return OK
 
-    def end_failed_call(self, code: int) -> None:
+    def end_failed_call(self, code: int, cause: str | None = None) -> None:
         call_id = KSR.pv.get("$ci")
         KSR.rtpengine.rtpengine_delete(f"from-tag={KSR.pv.get('$ft')}")
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
@@ -672,7 +1008,7 @@ class Linebox:
                 at=time.time(),
                 status=cdr.status_for_failure(code),
                 sip_code=code,
-                cause=KSR.pv.get("$T_reply_reason") or "",
+                cause=(KSR.pv.get("$T_reply_reason") or "") if cause is None else cause,
             )
         )
         KSR.htable.sht_rm("calls", call_id)
@@ -705,12 +1041,55 @@ class Linebox:
                 KSR.rtpengine.stop_media(f"from-tag={facts.caller_tag}")
             if facts and facts.record:
                 self.start_recording(call_id, facts.caller_tag)
-            self.answered(call_id)
+            target, agent_id = self.answered(call_id)
+            if facts and target and agent_id:
+                self.announce_agent(call_id, facts, target, agent_id)
         return OK
 
-    def answered(self, call_id: str) -> None:
+    def announce_agent(self, call_id: str, facts: CallFacts, target: Target, agent_id: str) -> None:
+        """工号播报: on a group that announces agents, the caller hears
+        "工号 8001 为您服务" as the call is answered; the agent hears silence
+        for as long, then both talk."""
+        kind, _, name = target.via.partition(":")
+        tenant = self.plans.current().tenants.get(facts.tenant)
+        group = tenant.groups.get(name) if tenant and kind == "group" else None
+        if group is None or not group.announce_agent_id:
+            return
+        agent_tag = KSR.pv.get("$tt") or ""
+        try:
+            announcement = stock.agent_id_announcement(agent_id)
+            seconds = ivr.wav_seconds(str(announcement))
+            # Neither hears the other meanwhile (rtpengine's player adds to
+            # what is forwarded, it does not replace it).
+            for tag in (facts.caller_tag, agent_tag):
+                self.ng.command("block media", **{"call-id": call_id, "from-tag": tag})
+            self.ng.command(
+                "play media",
+                **{"call-id": call_id, "from-tag": facts.caller_tag},
+                file=str(announcement),
+            )
+        except (PromptError, OSError, NgError) as exc:
+            log.error("call %s: no agent-ID announcement for %s: %s", call_id, agent_id, exc)
+            seconds = 0.0
+        KSR.htable.sht_sets(
+            "ivrtimer", f"unblock:{call_id}", f"{time.time() + seconds:.3f} {agent_tag}"
+        )
+
+    def unblock(self, call_id: str, agent_tag: str) -> None:
+        """The announcement has played: caller and agent hear each other."""
+        raw = KSR.htable.sht_get("calls", call_id)
+        if not raw:
+            return  # the call has ended
+        for tag in (_facts_dec.decode(raw).caller_tag, agent_tag):
+            try:
+                self.ng.command("unblock media", **{"call-id": call_id, "from-tag": tag})
+            except NgError as exc:
+                log.warning("call %s: cannot unblock %s: %s", call_id, tag, exc)
+
+    def answered(self, call_id: str) -> tuple[Target | None, str]:
         """The first 2xx of a call: who answered, their daily count, the
-        caller's sticky memory, and the `answer` event."""
+        caller's sticky memory, and the `answer` event. Returns who answered
+        and their agent ID."""
         state = self.load_state()
         index = KSR.pv.get("$T_branch_idx")
         target = None
@@ -744,6 +1123,7 @@ class Linebox:
                 agent_id=agent_id,
             )
         )
+        return target, agent_id
 
     @guarded
     def ksr_reply_route(self, msg) -> int:  # type: ignore[no-untyped-def]

@@ -109,6 +109,24 @@ TONES: dict[str, list[str]] = {
     # 1 kHz for 300 ms with 10 ms ramps (no click).
     "beep": ["synth", "0.3", "sine", "1000", "fade", "h", "0.01", "-0", "0.01", "gain", "-6"],
     "hold-music": [*_hold_music_args(), "gain", "-n", "-6"],
+    # China's ring-back tone: 450 Hz, one second on, four off (GB/T 15279);
+    # played by linebox where it has answered early media (after a menu).
+    "ring-tone": [
+        "synth",
+        "1",
+        "sine",
+        "450",
+        "fade",
+        "h",
+        "0.01",
+        "-0",
+        "0.01",
+        "pad",
+        "0",
+        "4",
+        "gain",
+        "-10",
+    ],
 }
 """Stock sounds made by sox's synthesiser: sox effect arguments."""
 

@@ -13,6 +13,7 @@ from appliance.routing.plan import (
     ExtensionPlan,
     GroupPlan,
     HotlinePlan,
+    MenuPlan,
     Plan,
     RoutePlan,
     SchedulePlan,
@@ -138,14 +139,23 @@ async def compile_plan() -> Plan:
             name=s["name"], ranges=tuple(ranges), holidays=s["holidays"]
         )
 
-    menus: dict[str, list[str]] = {t["slug"]: [] for t in tenants}
-    for m in await Menu.select(Menu.tenant, Menu.name).order_by(Menu.position):
-        menus[slug_of[m["tenant"]]].append(m["name"])
-
     prompts: dict[str, dict[str, str]] = {t["slug"]: {} for t in tenants}
     for p in await Prompt.select().order_by(Prompt.position):
         path = Path(p["file"]) if p["file"] else None
         prompts[slug_of[p["tenant"]]][p["name"]] = str(path) if path and path.is_file() else ""
+
+    menus: dict[str, dict[str, MenuPlan]] = {t["slug"]: {} for t in tenants}
+    for m in await Menu.select().order_by(Menu.position):
+        slug = slug_of[m["tenant"]]
+        menus[slug][m["name"]] = MenuPlan(
+            name=m["name"],
+            prompt=prompts[slug].get(m["prompt"], "") if m["prompt"] else "",
+            timeout=m["timeout"],
+            retries=m["retries"],
+            dial_extensions=m["dial_extensions"],
+            keys=dict(_json(m["keys"]) or {}),
+            on_timeout=m["on_timeout"],
+        )
 
     extensions = {
         e["number"]: ExtensionPlan(
@@ -194,7 +204,7 @@ async def compile_plan() -> Plan:
                 slug=slug,
                 groups=groups[slug],
                 schedules=schedules[slug],
-                menus=tuple(menus[slug]),
+                menus=menus[slug],
                 prompts=prompts[slug],
                 international=bool(outbound[slug].get("international", False)),
                 premium=bool(outbound[slug].get("premium", False)),

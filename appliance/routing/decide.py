@@ -139,6 +139,24 @@ def decide(plan: Plan, facts: Facts, now: dt.datetime, explain: bool = True) -> 
     return _reject(404, "Not Found", trace)
 
 
+def decide_destination(
+    plan: Plan, facts: Facts, now: dt.datetime, destination: str, explain: bool = True
+) -> Decision:
+    """What to do with a hotline call sent to `destination` by its caller's
+    choice (a menu key, or the menu's `on_timeout`): the same expansion,
+    fallbacks and toll checks as a route's destination."""
+    trace = _Trace(explain)
+    hotline = plan.hotlines.get(facts.called)
+    if hotline is None:
+        trace.append(f"{facts.called} is no hotline")
+        return _reject(404, "Not Found", trace)
+    caller = normalize(facts.caller)
+    common = Decision(action=REJECT, tenant=hotline.tenant, hotline=hotline.number, caller=caller)
+    tenant = plan.tenants.get(hotline.tenant, TenantPlan(slug=hotline.tenant))
+    trace.append(f"the caller chose {destination}")
+    return _to_destination(plan, tenant, hotline, destination, facts, "menu", trace, common, 0, now)
+
+
 def _decide_hotline(
     plan: Plan, hotline: HotlinePlan, facts: Facts, now: dt.datetime, trace: _Trace
 ) -> Decision:

@@ -41,6 +41,24 @@ class GroupPlan(msgspec.Struct, frozen=True):
     """How long a `sticky` group remembers who last answered a caller."""
 
 
+class MenuPlan(msgspec.Struct, frozen=True):
+    """An IVR menu (IVR语音导航): what each key does."""
+
+    name: str
+    prompt: str = ""
+    """The audio file of the menu's prompt ('' when it has none yet)."""
+    timeout: int = 5
+    """Seconds the caller has to press a key once the prompt has played."""
+    retries: int = 2
+    """Timeouts or invalid keys forgiven before `on_timeout` takes over."""
+    dial_extensions: bool = False
+    """May callers key an extension number directly (查分机请直拨分机号)?"""
+    keys: dict[str, str] = {}
+    """Key (`0`–`9`, `*`, `#`) → destination (`group:sales`, `menu:other`, …)."""
+    on_timeout: str = ""
+    """Where the call goes after too many timeouts or invalid keys ('' ends it)."""
+
+
 class Condition(msgspec.Struct, frozen=True, omit_defaults=True):
     schedule: str = ""
     """A schedule name; `!name` means outside it."""
@@ -100,7 +118,7 @@ class TenantPlan(msgspec.Struct, frozen=True):
     slug: str
     groups: dict[str, GroupPlan] = {}
     schedules: dict[str, SchedulePlan] = {}
-    menus: tuple[str, ...] = ()
+    menus: dict[str, MenuPlan] = {}
     prompts: dict[str, str] = {}
     """Prompt name → audio file path ('' when the prompt has no audio yet)."""
     international: bool = False

@@ -159,19 +159,24 @@ class Appliance:
             "-trace_err",
             "-trace_logs",
             "-error_file",
-            str(self.root / f"sipp-{scenario}-{port}-errors.log"),
+            str(self.root / f"sipp-{Path(scenario).name}-{port}-errors.log"),
             "-log_file",
-            str(self.root / f"sipp-{scenario}-{port}.log"),
+            str(self.root / f"sipp-{Path(scenario).name}-{port}.log"),
             *extra,
         ]
 
     def agent(
-        self, extension: str, password: str, scenario: str = "agent_answer.xml", calls: int = 1
+        self,
+        extension: str,
+        password: str,
+        scenario: str = "agent_answer.xml",
+        calls: int = 1,
+        media_port: int = 0,
     ) -> Agent:
         """Start a phone for `extension` that handles `calls` calls with the
         scenario, and register it."""
         port = free_port()
-        media = free_port_block(4)
+        media = media_port or free_port_block(4)
         argv = self._sipp_argv(
             scenario, port, "-mi", "127.0.0.1", "-mp", str(media), "-m", str(calls)
         )
@@ -181,7 +186,7 @@ class Appliance:
         out.close()
         result = self.register(extension, password, contact_port=port)
         assert result.result == "RESULT 200", f"{extension} could not register: {result}"
-        return Agent(extension, port, self.root / f"sipp-{scenario}-{port}.log", proc)
+        return Agent(extension, port, self.root / f"sipp-{Path(scenario).name}-{port}.log", proc)
 
     def register(
         self, user: str, password: str, contact_port: int = 0, expires: int = 300
@@ -279,7 +284,7 @@ class Appliance:
 
     def _run_sipp(self, scenario: str, port: int, *extra: str, timeout: float = 30) -> SippResult:
         call_id = f"lbtest-{random.getrandbits(48):x}"
-        log_file = self.root / f"sipp-{scenario}-{port}.log"
+        log_file = self.root / f"sipp-{Path(scenario).name}-{port}.log"
         log_file.unlink(missing_ok=True)
         argv = self._sipp_argv(
             scenario, port, *extra, "-m", "1", "-cid_str", f"{call_id}-%u@%s", self.sip
