@@ -259,3 +259,56 @@ def test_prompts_page_uploads_speaks_and_explains(client: TestClient, tmp_path: 
 
     client.get("/lang/en")
     assert "<h1>Prompts</h1>" in acme.get("/prompts").text
+
+
+def test_a_prompt_in_use_gets_new_audio_or_new_text(
+    client: TestClient, data_dir: Path, tmp_path: Path
+) -> None:
+    acme = Session(client, "owner@acme.example")
+    welcome = prompt_id("welcome")
+    path = data_dir / "prompts" / "acme" / "welcome.wav"
+    tone = tmp_path / "tone.mp3"
+    sox("-n", "-r", "44100", "-c", "2", tone, "synth", "4", "sine", "440", "gain", "-6")
+
+    replaced = acme.put(
+        f"/api/v1/prompts/{welcome}/audio", files={"file": ("x", tone.read_bytes())}
+    )
+    assert replaced.status_code == 200, replaced.text
+    body = replaced.json()
+    assert (body["kind"], body["text"], body["used_by"]) == (
+        "file",
+        "",
+        ["hotline 4006668888 ringback"],
+    )
+    assert 3800 < body["duration_ms"] < 4200
+    assert not path.with_name("welcome.wav.tts").exists()
+    assert plan_prompts(data_dir)["acme"]["welcome"] == str(path)
+    recorded = path.read_bytes()
+
+    # A bad file changes nothing.
+    bad = acme.put(f"/api/v1/prompts/{welcome}/audio", files={"file": ("x.wav", b"junk")})
+    assert bad.status_code == 400 and bad.json()["error_id"] == "invalid-prompt"
+    assert path.read_bytes() == recorded
+    assert not [p.name for p in (data_dir / "prompts").rglob(".*")]  # no scratch left
+
+    spoken = acme.patch(f"/api/v1/prompts/{welcome}", json={"text": "欢迎再次致电"})
+    assert spoken.status_code == 200 and spoken.json()["kind"] == "text"
+    assert path.read_bytes() != recorded and path.with_name("welcome.wav.tts").is_file()
+    assert acme.patch(f"/api/v1/prompts/{welcome}", json={"text": " "}).status_code == 400
+    assert acme.get(f"/api/v1/prompts/{welcome}").json()["text"] == "欢迎再次致电"
+
+    hello = prompt_id("hello")
+    assert acme.patch(f"/api/v1/prompts/{hello}", json={"text": "hi"}).status_code == 404
+    other = acme.put(f"/api/v1/prompts/{hello}/audio", files={"file": ("x", tone.read_bytes())})
+    assert other.status_code == 404
+    assert "Hello from Globex" in str(
+        Prompt.select(Prompt.text).where(Prompt.id == hello).run_sync()
+    )
+
+    page = acme.get("/prompts").text
+    replaced_page = client.post(
+        f"/prompts/{welcome}/replace", data={"_csrf": csrf_of(page), "text": "您好"}
+    )
+    assert replaced_page.status_code == 200 and "已替换" in replaced_page.text
+    empty = client.post(f"/prompts/{welcome}/replace", data={"_csrf": csrf_of(page)})
+    assert empty.status_code == 400

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
@@ -17,7 +17,13 @@ from web.auth import CurrentUser
 from web.dependencies import AppSettings
 from web.domain.audit.services import log as audit_log
 from web.domain.prompts import services
-from web.domain.prompts.schemas import PromptOut, PromptText, PromptUpload
+from web.domain.prompts.schemas import (
+    PromptAudio,
+    PromptOut,
+    PromptText,
+    PromptTextUpdate,
+    PromptUpload,
+)
 from web.errors import BAD_REQUEST, error_response_spec
 from web.i18n import gettext
 from web.sitecheck import InvalidChange
@@ -120,6 +126,44 @@ class PromptController(Controller):
         await audited(request, "create", prompt)
         return prompt
 
+    @patch(
+        "/{prompt_id:int}",
+        operation_id="respeakPrompt",
+        summary="Speak new text into the prompt; what plays it plays the new audio",
+        responses={**CREATE_ERRORS, **NOT_FOUND},
+    )
+    async def respeak_prompt(
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        prompt_id: IdParam,
+        data: PromptTextUpdate,
+    ) -> PromptOut:
+        prompt = await services.replace_text(principal, settings, prompt_id, data.text)
+        await audited(request, "update", prompt)
+        return prompt
+
+    @put(
+        "/{prompt_id:int}/audio",
+        operation_id="replacePromptAudio",
+        summary="New audio for the prompt (multipart/form-data), checked like an upload",
+        description="Nothing changes when the file cannot become a prompt.",
+        responses={**CREATE_ERRORS, **NOT_FOUND},
+        request_max_body_size=MAX_BODY,
+    )
+    async def replace_audio(
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        prompt_id: IdParam,
+        data: Annotated[PromptAudio, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> PromptOut:
+        prompt = await services.replace_audio(principal, settings, prompt_id, data.file)
+        await audited(request, "update", prompt)
+        return prompt
+
     @delete(
         "/{prompt_id:int}",
         operation_id="deletePrompt",
@@ -210,6 +254,39 @@ class PromptPageController(Controller):
             )
         return await self._page(
             principal, settings, message=gettext("Prompt %(name)s added.") % {"name": prompt.name}
+        )
+
+    @post(
+        "/{prompt_id:int}/replace",
+        operation_id="promptReplace",
+        status_code=200,
+        request_max_body_size=MAX_BODY,
+    )
+    async def replace(
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentUser,
+        settings: AppSettings,
+        prompt_id: int,
+    ) -> Template:
+        form = await request.form()
+        upload, text = form.get("file"), _text(form, "text")
+        try:
+            if isinstance(upload, UploadFile) and upload.filename:
+                prompt = await services.replace_audio(principal, settings, prompt_id, upload)
+            elif text:
+                prompt = await services.replace_text(principal, settings, prompt_id, text)
+            else:
+                raise LineboxError(gettext("Choose an audio file or write a text."))
+            await audited(request, "update", prompt)
+        except LineboxError as exc:
+            if exc.error_id == "prompt-not-found":
+                raise
+            return await self._page(principal, settings, 400, error=exc.detail)
+        return await self._page(
+            principal,
+            settings,
+            message=gettext("Prompt %(name)s replaced.") % {"name": prompt.name},
         )
 
     @post("/{prompt_id:int}/delete", operation_id="promptDelete", status_code=200)

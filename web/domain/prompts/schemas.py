@@ -47,3 +47,18 @@ class PromptUpload:
     """WAV, MP3, Ogg Vorbis, FLAC or AIFF, up to 20 MB and 10 minutes; the type
     is told by the content, not the file name."""
     tenant: str | None = None
+
+
+class PromptTextUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """New text for the prompt, spoken again (a recorded prompt becomes a spoken one)."""
+
+    text: str
+    """Up to 2000 characters."""
+
+
+@dataclass
+class PromptAudio:
+    """New audio for the prompt (multipart/form-data), with the same limits
+    as an upload; a spoken prompt becomes a recorded one."""
+
+    file: UploadFile

@@ -245,6 +245,63 @@ async def create_from_upload(
     return await get_prompt(principal, settings, prompt_id)
 
 
+async def _replace(principal: Principal, prompt_id: int, text: str, audio: Path) -> None:
+    """Give the prompt new audio (and text, or none), moved into place under
+    the write lock; whatever plays it plays the new audio from the next call."""
+    async with write_lock():
+        row = await _row(principal, prompt_id)
+        slug = (await _slugs())[row["tenant"]]
+        dest = media.tenant_prompt_path(slug, row["name"])
+        os.replace(audio, dest)
+        note = dest.with_name(dest.name + media.TTS_SUFFIX)
+        if text:
+            note.write_text(media.tts_digest(text) + "\n")
+        else:
+            note.unlink(missing_ok=True)
+        # `source` named the site file's audio, which this no longer is.
+        await Prompt.update({Prompt.text: text, Prompt.file: str(dest), Prompt.source: ""}).where(
+            Prompt._meta.primary_key == prompt_id
+        )
+    if row["file"] and Path(row["file"]) != dest:
+        _remove(Path(row["file"]))  # a site file's copy with another suffix
+    await publish_from_db()
+
+
+async def replace_text(
+    principal: Principal, settings: Settings, prompt_id: int, text: str
+) -> PromptOut:
+    row = await _row(principal, prompt_id)
+    slug = (await _slugs())[row["tenant"]]
+    text = text.strip()
+    if not text:
+        raise InvalidRequest("text", "must not be empty")
+    if len(text) > media.MAX_TEXT_CHARS:
+        raise InvalidRequest("text", f"longer than {media.MAX_TEXT_CHARS} characters")
+    audio = _scratch(slug, row["name"])
+    try:
+        await asyncio.to_thread(media.render_text_cached, text, "auto", audio)
+        await _replace(principal, prompt_id, text, audio)
+    finally:
+        audio.unlink(missing_ok=True)
+    return await get_prompt(principal, settings, prompt_id)
+
+
+async def replace_audio(
+    principal: Principal, settings: Settings, prompt_id: int, upload: UploadFile
+) -> PromptOut:
+    row = await _row(principal, prompt_id)
+    slug = (await _slugs())[row["tenant"]]
+    src = await _save_upload(upload, media.prompts_dir())
+    audio = _scratch(slug, row["name"])
+    try:
+        await asyncio.to_thread(media.convert_upload, src, audio)
+        await _replace(principal, prompt_id, "", audio)
+    finally:
+        src.unlink(missing_ok=True)
+        audio.unlink(missing_ok=True)
+    return await get_prompt(principal, settings, prompt_id)
+
+
 def _remove(path: Path) -> None:
     """A prompt's audio and its TTS note, when they are in the prompts folder."""
     root = media.prompts_dir().resolve()
