@@ -312,3 +312,20 @@ def test_a_prompt_in_use_gets_new_audio_or_new_text(
     assert replaced_page.status_code == 200 and "已替换" in replaced_page.text
     empty = client.post(f"/prompts/{welcome}/replace", data={"_csrf": csrf_of(page)})
     assert empty.status_code == 400
+
+
+def test_a_prompt_file_outside_the_data_directory_is_never_served_nor_deleted(
+    client: TestClient, data_dir: Path, tmp_path: Path
+) -> None:
+    acme = Session(client, "owner@acme.example")
+    secret = tmp_path / "secret.wav"
+    sox("-n", "-r", "8000", "-c", "1", secret, "synth", "1", "sine", "300")
+    spare = prompt_id("spare")
+
+    for stored in (str(secret), str(data_dir / "prompts" / ".." / ".." / "secret.wav")):
+        Prompt.update({Prompt.file: stored}).where(Prompt.id == spare).run_sync()
+        response = acme.get(f"/api/v1/prompts/{spare}/audio")
+        assert response.status_code == 404 and response.json()["error_id"] == "prompt-not-found"
+        assert acme.get(f"/api/v1/prompts/{spare}").json()["duration_ms"] == 0
+    assert acme.delete(f"/api/v1/prompts/{spare}").status_code == 204
+    assert secret.is_file()
