@@ -197,6 +197,8 @@ def test_reports_page_carries_the_charts_data(client: TestClient) -> None:
         assert f'data-chart="{chart}"' in page
     assert '"day_answered": [0, 2, 1]' in page
     assert 'data-total="calls">7<' in page and "李雷" in page and "1:10" in page
+    assert '<option value="4006668888" >4006668888 Acme service</option>' in page
+    assert "4007654321" not in page  # globex's
     assert 'href="/api/v1/reports/export.xlsx?report=daily&amp;since=2026-03-01' in page
     # Without a range: the last 30 days up to today, which has no calls.
     assert 'data-total="calls">0<' in acme.get("/reports").text

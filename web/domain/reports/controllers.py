@@ -9,8 +9,8 @@ from litestar import Controller, Request, Response, get
 from litestar.params import Parameter
 from litestar.response import Template
 
-from appliance.tables import Tenant
-from web.auth import CurrentUser
+from appliance.tables import Hotline, Tenant
+from web.auth import CurrentUser, scoped
 from web.dependencies import AppSettings
 from web.domain.reports import export, services
 from web.domain.reports.schemas import REPORTS, Report
@@ -167,6 +167,9 @@ class ReportPageController(Controller):
         tenants: list[str] = []
         if principal.is_operator:
             tenants = [r["slug"] for r in await Tenant.select(Tenant.slug).order_by(Tenant.slug)]
+        conditions = scoped(principal, Hotline.tenant, [])
+        numbers = Hotline.select(Hotline.number, Hotline.name).order_by(Hotline.number)
+        hotlines = await (numbers.where(*conditions) if conditions else numbers)
         shown = {
             "since": data.since.isoformat(),
             "until": data.until.isoformat(),
@@ -191,6 +194,7 @@ class ReportPageController(Controller):
                 ],
                 "chart": chart_data(data),
                 "tenants": tenants,
+                "hotlines": hotlines,
                 "tenant": query.get("tenant", ""),
                 "qs": qs,
                 "error": error,
