@@ -47,7 +47,7 @@ from appliance.routing.decide import (
     decide,
     decide_destination,
 )
-from appliance.routing.plan import Plan, PlanFile
+from appliance.routing.plan import GroupPlan, Plan, PlanFile
 from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
 from appliance.worker.journal import Journal
@@ -135,6 +135,22 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     answered_by: str = ""
     answered_kind: str = ""
     agent_id: str = ""
+    survey: bool = False
+    """The answering group asks callers for a score when the agent hangs up."""
+
+
+class Survey(msgspec.Struct):
+    """A caller being asked for a score (满意度调查) after the agent hung up
+    (htable `ivr`, key `survey:<Call-ID>`). The agent's BYE was answered
+    here; the caller gets it, as sent, once the survey is over."""
+
+    caller_tag: str
+    ruri: str
+    from_: str
+    to: str
+    cseq: int
+    generation: int = 0
+    scored: bool = False
 
 
 class CallerFacts(msgspec.Struct, frozen=True):
@@ -171,6 +187,9 @@ _state_dec = msgspec.json.Decoder(CallState)
 _facts_dec = msgspec.json.Decoder(CallFacts)
 _held_dec = msgspec.json.Decoder(HeldCall)
 _dtmf_dec = msgspec.json.Decoder(dict[str, object])
+_survey_dec = msgspec.json.Decoder(Survey)
+SURVEY_WAIT = 8
+"""Seconds a caller has to score once the survey question has played."""
 
 
 def ended(event: cdr.CallEvent, status: str, code: int, cause: str) -> cdr.CallEvent:
@@ -704,7 +723,9 @@ class Linebox:
         if not isinstance(event, int) or not 0 <= event < len(ivr.DIGITS):
             return OK
         digit = ivr.DIGITS[event]
-        if isinstance(call_id, str) and isinstance(tag, str):
+        if not isinstance(call_id, str) or not isinstance(tag, str):
+            return OK
+        if not self.on_survey(call_id, digit=digit, tag=tag):
             self.on_key(call_id, digit=digit, tag=tag)
         return OK
 
@@ -728,6 +749,8 @@ class Linebox:
             if key.startswith("unblock:"):
                 KSR.htable.sht_rm("ivrtimer", key)
                 self.unblock(key.removeprefix("unblock:"), what)
+            elif key.startswith("survey:"):
+                self.on_survey(key.removeprefix("survey:"), generation=int(what))
             else:
                 self.on_key(key, generation=int(what))
         return OK
@@ -1050,9 +1073,7 @@ class Linebox:
         """工号播报: on a group that announces agents, the caller hears
         "工号 8001 为您服务" as the call is answered; the agent hears silence
         for as long, then both talk."""
-        kind, _, name = target.via.partition(":")
-        tenant = self.plans.current().tenants.get(facts.tenant)
-        group = tenant.groups.get(name) if tenant and kind == "group" else None
+        group = self.group_of(facts.tenant, target)
         if group is None or not group.announce_agent_id:
             return
         agent_tag = KSR.pv.get("$tt") or ""
@@ -1074,6 +1095,13 @@ class Linebox:
         KSR.htable.sht_sets(
             "ivrtimer", f"unblock:{call_id}", f"{time.time() + seconds:.3f} {agent_tag}"
         )
+
+    def group_of(self, tenant: str, target: Target | None) -> GroupPlan | None:
+        """The group a rung destination came from, if any."""
+        if target is None or not target.via.startswith("group:"):
+            return None
+        plan_tenant = self.plans.current().tenants.get(tenant)
+        return plan_tenant.groups.get(target.via.removeprefix("group:")) if plan_tenant else None
 
     def unblock(self, call_id: str, agent_tag: str) -> None:
         """The announcement has played: caller and agent hear each other."""
@@ -1104,6 +1132,8 @@ class Linebox:
             facts = _facts_dec.decode(raw)
             facts.answered_by, facts.answered_kind, facts.agent_id = number, kind, agent_id
             facts.answered_at = time.time()
+            group = self.group_of(facts.tenant, target)
+            facts.survey = bool(group and group.survey)
             KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
             member = f"{kind}:{number}"
             if target and facts.day:
@@ -1133,6 +1163,15 @@ class Linebox:
     def route_in_dialog(self) -> int:
         call_id = KSR.pv.get("$ci")
         known = KSR.htable.sht_get("calls", call_id)
+        if known and KSR.is_BYE():
+            facts = _facts_dec.decode(known)
+            if KSR.htable.sht_get("ivr", f"survey:{call_id}"):
+                # The caller hangs up during the survey: no score, no error.
+                KSR.sl.send_reply(200, "OK")
+                self.end_survey(call_id, send_bye=False)
+                return OK
+            if facts.survey and facts.answered_at and KSR.pv.get("$ft") != facts.caller_tag:
+                return self.start_survey(call_id, known, facts)
         # Only dialogs this appliance set up are routed: a forged Route set
         # must not turn loose routing into an open relay.
         if known and KSR.rr.loose_route() > 0:
@@ -1160,6 +1199,94 @@ class Linebox:
                 return OK
         KSR.sl.send_reply(481, "Call/Transaction Does Not Exist")
         return OK
+
+    # ------------------------------------------------------------ survey
+    def start_survey(self, call_id: str, raw: str, facts: CallFacts) -> int:
+        """The agent hung up on a group that asks for scores: answer the
+        agent's BYE, close the talk (its record ends now) and ask the caller
+        (满意度调查)."""
+        KSR.sl.send_reply(200, "OK")
+        survey = Survey(
+            caller_tag=facts.caller_tag,
+            ruri=KSR.pv.get("$ru") or "",
+            from_=KSR.pv.get("$hdr(From)") or "",
+            to=KSR.pv.get("$hdr(To)") or "",
+            cseq=int(KSR.pv.get("$cs") or 1),
+        )
+        self.end_answered_call(call_id, raw)
+        where = {"call-id": call_id, "from-tag": facts.caller_tag}
+        if facts.record:
+            with contextlib.suppress(NgError):
+                self.ng.command("stop recording", **where)
+        question = self.stock_prompt("survey")
+        with held_lock(call_id):
+            KSR.htable.sht_sets("ivr", f"survey:{call_id}", msgspec.json.encode(survey).decode())
+            self.play(call_id, facts.caller_tag, question)
+            self.survey_timer(call_id, survey, ivr.wav_seconds(question) + SURVEY_WAIT)
+        log.info("call %s: the agent hung up; asking the caller for a score", call_id)
+        return OK
+
+    @staticmethod
+    def survey_timer(call_id: str, survey: Survey, seconds: float) -> None:
+        survey.generation += 1
+        KSR.htable.sht_sets("ivr", f"survey:{call_id}", msgspec.json.encode(survey).decode())
+        deadline = time.time() + seconds
+        KSR.htable.sht_sets("ivrtimer", f"survey:{call_id}", f"{deadline:.3f} {survey.generation}")
+
+    def on_survey(self, call_id: str, digit: str = "", generation: int = -1, tag: str = "") -> bool:
+        """A key or a timer during the survey; False when the call is in no
+        survey. A score of 1–3 is stored, thanked for, and the call ends; no
+        score in time ends it all the same."""
+        key = f"survey:{call_id}"
+        with held_lock(call_id):
+            raw = KSR.htable.sht_get("ivr", key)
+            if not raw:
+                return False
+            survey = _survey_dec.decode(raw)
+            if digit:
+                if tag != survey.caller_tag or survey.scored or digit not in "123":
+                    return True
+                survey.scored = True
+                self.emit(
+                    cdr.CallEvent(
+                        call_id=call_id, type=cdr.SURVEY, at=time.time(), score=int(digit)
+                    )
+                )
+                log.info("call %s: the caller scored %s", call_id, digit)
+                thanks = self.stock_prompt("thank-you")
+                self.play(call_id, survey.caller_tag, thanks)
+                self.survey_timer(call_id, survey, ivr.wav_seconds(thanks))
+                return True
+            if generation != survey.generation:
+                return True
+        self.end_survey(call_id, send_bye=True, survey=survey)
+        return True
+
+    def end_survey(self, call_id: str, send_bye: bool, survey: Survey | None = None) -> None:
+        """Hang up on the caller (the agent's BYE, held back until now) and
+        release the media."""
+        key = f"survey:{call_id}"
+        if survey is None:
+            raw = KSR.htable.sht_get("ivr", key)
+            survey = _survey_dec.decode(raw) if raw else None
+        KSR.htable.sht_rm("ivr", key)
+        KSR.htable.sht_rm("ivrtimer", key)
+        if survey is None:
+            return
+        # Called from the timer process too, where there is no SIP message
+        # for the rtpengine module to take the Call-ID from.
+        try:
+            self.ng.command("delete", **{"call-id": call_id, "from-tag": survey.caller_tag})
+        except NgError as exc:
+            log.warning("call %s: rtpengine delete after the survey: %s", call_id, exc)
+        if not send_bye:
+            return
+        headers = (
+            f"From: {survey.from_}\r\nTo: {survey.to}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {survey.cseq} BYE\r\n"
+        )
+        if KSR.tm.t_uac_send("BYE", survey.ruri, "", "", headers, "") < 0:
+            log.error("call %s: could not send the caller's BYE after the survey", call_id)
 
     def end_voicemail(self, call_id: str, facts: CallFacts) -> None:
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:

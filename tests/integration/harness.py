@@ -291,7 +291,7 @@ class Appliance:
         )
         proc = subprocess.run(argv, capture_output=True, timeout=timeout, cwd=self.root)
         logged = log_file.read_text() if log_file.exists() else ""
-        found = re.findall(r"RESULT (?:SIP/2\.0 )?(\d{3})", logged)
+        found = re.findall(r"RESULT (?:SIP/2\.0 )?(\d{3}|[A-Z]+\b)", logged)
         return SippResult(
             returncode=proc.returncode,
             result=f"RESULT {found[-1]}" if found else "RESULT none",
