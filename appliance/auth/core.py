@@ -421,6 +421,10 @@ async def revoke_api_token(user_id: int, token_id: int) -> bool:
     return True
 
 
+OPERATOR_LOCK = dt.timedelta(days=30)
+"""A lock longer than this was set by an operator, not by failed logins."""
+
+
 async def principal_for_token(key: bytes, secret: str) -> Principal | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         return None
@@ -434,6 +438,12 @@ async def principal_for_token(key: bytes, secret: str) -> Principal | None:
     if row is None or row["revoked_at"] is not None:
         return None
     now = _now()
+    # A user an operator has locked (for years, not the minutes of a
+    # brute-force lock-out) uses no token either, however it was made.
+    if await UserAuth.exists().where(
+        (UserAuth.user == row["user"]) & (UserAuth.locked_until > now + OPERATOR_LOCK)
+    ):
+        return None
     if row["last_used_at"] is None or now - row["last_used_at"] > dt.timedelta(minutes=1):
         await ApiToken.update({ApiToken.last_used_at: now}).where(
             ApiToken._meta.primary_key == row["id"]

@@ -190,6 +190,19 @@ def test_api_token_hashed_usable_and_revocable(site: Settings) -> None:
     assert run(core.principal_for_token(KEY, secret[:-1] + "x")) is None
 
 
+def test_a_token_of_a_user_an_operator_locked_does_not_work(site: Settings) -> None:
+    uid = user_id("owner@acme.example")
+    _, secret = run(core.create_api_token(KEY, uid, "crm sync"))
+    run(core._auth_row(uid))  # the user's row, made on first need
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 100)
+    UserAuth.update({UserAuth.locked_until: later}).where(UserAuth.user == uid).run_sync()
+    assert run(core.principal_for_token(KEY, secret)) is None
+    # A brute-force lock-out of the password (minutes) leaves tokens working.
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=15)
+    UserAuth.update({UserAuth.locked_until: soon}).where(UserAuth.user == uid).run_sync()
+    assert run(core.principal_for_token(KEY, secret)) is not None
+
+
 def test_totp_codes_follow_rfc6238_and_work_once() -> None:
     # RFC 6238 appendix B, SHA-1, secret "12345678901234567890", 8 digits → last 6.
     import base64
