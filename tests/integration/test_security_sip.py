@@ -451,6 +451,44 @@ def test_sixty_second_flood_from_many_sources_keeps_memory_bounded(tmp_path: Pat
         assert rss_max - rss_before < 128 * 2**20, report
 
 
+# ---------------------------------------------------------------- junk
+JUNK = (
+    lambda: os.urandom(secrets.randbelow(400) + 1),
+    lambda: b'{"callid":"x","source_tag":"y","event":5}',  # what rtpengine reports
+    lambda: b"GET / HTTP/1.1\r\nHost: linebox\r\n\r\n",
+    lambda: b"INVITE sip:1001@127.0.0.1 SIP/2.0\r\n" + os.urandom(100),
+    lambda: b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: garbage\r\n\r\n",
+    lambda: b"SIP/2.0 200 OK\r\nVia: " + os.urandom(30) + b"\r\n\r\n",
+)
+
+
+def test_a_flood_of_junk_does_not_flood_the_log(edge: Appliance) -> None:
+    """10,000 datagrams Kamailio cannot parse, from one source: the parser's
+    errors are at debug level, the junk counts as a flood, and once the
+    source is banned its datagrams are dropped unparsed."""
+    log = edge.settings.paths.run_dir / "kamailio.log"
+    port = edge.settings.sip.port
+    before = log.stat().st_size
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.80", 0))
+    try:
+        for i in range(10_000):
+            sock.sendto(JUNK[i % len(JUNK)](), ("127.0.0.1", port))
+            if i % 100 == 0:
+                time.sleep(0.005)  # a steady stream, not a burst the kernel drops
+    finally:
+        sock.close()
+    time.sleep(1)
+    grown = log.read_bytes()[before:]
+    print(f"junk: 10000 datagrams, the log grew {len(grown)} bytes")
+    assert len(grown) < 32_000, grown[-2000:].decode(errors="replace")
+    assert b"parse_msg" not in grown and b"bad message" not in grown
+    assert b"banning 127.0.0.80" in grown
+    assert not answered(edge, "127.0.0.80"), "the junk source is not banned"
+    assert answered(edge, "127.0.0.81")
+    assert services.sip_options_ok("127.0.0.1", port)
+
+
 # ---------------------------------------------------------------- toll fraud
 MOBILE = "13912345678"
 ABROAD = ("0044207946000", "+442079460000", "00861391234567", "+8613912345678")
