@@ -15,6 +15,8 @@ TEST_APT_PACKAGES := redis-server
 TEST_APT_PACKAGES += debhelper debootstrap systemd-container iproute2 vagrant vagrant-libvirt
 # tests/e2e: Playwright drives Debian's Chromium (never a downloaded browser)
 TEST_APT_PACKAGES += chromium
+# tests/integration/test_softphone.py: a real softphone walks an IVR
+TEST_APT_PACKAGES += baresip
 # make image / image-test: a bootable disk, qcow2, Vagrant box, QEMU (TCG)
 IMAGE_APT_PACKAGES := qemu-utils qemu-system-x86 fdisk openssh-client
 

@@ -1,0 +1,297 @@
+"""A real softphone walks an IVR: baresip (Debian's package, driven over its
+ctrl_tcp socket) is the carrier's side of the trunk, calls the hotline, hears
+the menu prompt in early media, keys 2 as RFC 4733 telephone events and is
+answered by the agent the key names.
+
+baresip has no sound card here: it speaks a WAV file (aufile), plays into
+ALSA's null device, and its sndfile filter writes what it decoded from the
+network to a WAV that the test analyses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import socket
+import subprocess
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Appliance, appliance, free_port, free_port_block
+
+pytestmark = pytest.mark.integration
+
+BARESIP = "/usr/bin/baresip"
+MODULES = Path("/usr/lib/baresip/modules")
+
+SITE = """
+[[trunks]]
+name = "carrier"
+host = "{trunk}"
+dids = ["4001234567"]
+
+[[tenants]]
+slug = "acme"
+name = "Acme"
+
+[[tenants.extensions]]
+number = "1001"
+password = "ext-1001-secret"
+
+[[tenants.extensions]]
+number = "1002"
+password = "ext-1002-secret"
+
+[[tenants.prompts]]
+name = "menu-main"
+file = "menu.wav"
+
+[[tenants.menus]]
+name = "main"
+prompt = "menu-main"
+timeout = 3
+retries = 1
+keys = { "1" = "ext:1001", "2" = "ext:1002" }
+
+[[tenants.hotlines]]
+number = "4001234567"
+  [[tenants.hotlines.routes]]
+  to = "menu:main"
+"""
+
+MENU_HZ = 600
+"""The menu prompt: a tone stands in for "sales press 1, service press 2"."""
+MENU_SECONDS = 2.0
+CALLER_HZ = 1000
+"""What the softphone's microphone says (never the menu's tone)."""
+
+
+def tone(path: Path, hz: int, seconds: float) -> None:
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path),
+         "synth", str(seconds), "sine", str(hz), "gain", "-6"],
+        check=True,
+    )  # fmt: skip
+
+
+class Baresip:
+    """One baresip process with its own configuration directory, listening
+    for SIP on `sip_port` (UDP, 127.0.0.1) and for commands on a ctrl_tcp
+    port. Commands and events are netstring-framed JSON."""
+
+    def __init__(self, home: Path, sip_port: int, user: str, speak: Path) -> None:
+        self.home = home
+        self.dumps = home / "heard"
+        self.dumps.mkdir(parents=True)
+        self.ctrl_port = free_port()
+        rtp = free_port_block(10)
+        (home / "config").write_text(
+            "\n".join(
+                [
+                    "poll_method epoll",
+                    f"sip_listen 127.0.0.1:{sip_port}",
+                    "net_interface 127.0.0.1",
+                    "net_prefer_ipv6 no",
+                    f"rtp_ports {rtp}-{rtp + 9}",
+                    "rtp_timeout 0",
+                    f"audio_source aufile,{speak}",
+                    "audio_player alsa,null",
+                    "audio_alert alsa,null",
+                    "ringback_disabled yes",
+                    "menu_bell no",
+                    f"module_path {MODULES}",
+                    "module g711.so",
+                    "module aufile.so",
+                    "module alsa.so",
+                    "module sndfile.so",
+                    f"snd_path {self.dumps}",
+                    "module_app account.so",
+                    "module_app menu.so",
+                    "module_app ctrl_tcp.so",
+                    f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
+                    "",
+                ]
+            )
+        )
+        # No registration: a carrier's trunk is trusted by its address.
+        (home / "accounts").write_text(
+            f"<sip:{user}@127.0.0.1>;regint=0;answermode=manual;audio_codecs=PCMA\n"
+        )
+        (home / "contacts").write_text("")
+        self.log = open(home / "baresip.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [BARESIP, "-f", str(home), "-v"],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=home,
+        )
+        self.events: list[dict[str, Any]] = []
+        self._buffer = b""
+        self._token = 0
+        self.sock = self._connect()
+
+    def _connect(self) -> socket.socket:
+        deadline = time.monotonic() + 10
+        while True:
+            assert self.proc.poll() is None, f"baresip exited: {self.output()}"
+            try:
+                return socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1)
+            except OSError as err:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"baresip's ctrl_tcp never listened: {self.output()}"
+                    ) from err
+                time.sleep(0.1)
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.home / "baresip.log").read_text(errors="replace")[-4000:]
+
+    def _read(self, deadline: float) -> dict[str, Any] | None:
+        """The next message, or None when the deadline passes first."""
+        while True:
+            head, colon, rest = self._buffer.partition(b":")
+            if colon and len(rest) > int(head):
+                body, self._buffer = rest[: int(head)], rest[int(head) + 1 :]
+                message: dict[str, Any] = json.loads(body)
+                if message.get("event"):
+                    self.events.append(message)
+                return message
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            assert chunk, f"baresip closed its control socket: {self.output()}"
+            self._buffer += chunk
+
+    def command(self, command: str, params: str = "", timeout: float = 5) -> dict[str, Any]:
+        self._token += 1
+        token = str(self._token)
+        body = json.dumps({"command": command, "params": params, "token": token}).encode()
+        self.sock.sendall(b"%d:%s," % (len(body), body))
+        deadline = time.monotonic() + timeout
+        while (message := self._read(deadline)) is not None:
+            if message.get("response") and message.get("token") == token:
+                assert message.get("ok"), f"{command} {params}: {message}"
+                return message
+        raise AssertionError(f"no answer to {command}: {self.output()}")
+
+    def wait_event(self, kind: str, timeout: float) -> dict[str, Any]:
+        """The first `kind` event (CALL_PROGRESS, CALL_ESTABLISHED, …) seen
+        so far or within `timeout`; a closed call fails the wait."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for event in self.events[seen:]:
+                if event.get("type") == kind:
+                    return event
+                if event.get("type") == "CALL_CLOSED" and kind != "CALL_CLOSED":
+                    raise AssertionError(f"call closed waiting for {kind}: {event}")
+            seen = len(self.events)
+            if self._read(deadline) is None:
+                raise AssertionError(f"no {kind} in {timeout} s: {self.events}\n{self.output()}")
+
+    def heard(self) -> list[Path]:
+        """The WAVs of what baresip decoded from the network, in order: one
+        per start of the audio stream (the early media, then the answer)."""
+        return sorted(self.dumps.glob("dump-*-dec.wav"))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@contextlib.contextmanager
+def softphone(app: Appliance, user: str, speak: Path) -> Iterator[Baresip]:
+    # `make test` installs it; without it this is a setup error, not a skip.
+    assert Path(BARESIP).exists(), "baresip is missing: run the tests with `make test`"
+    phone = Baresip(app.root / f"baresip-{user}", app.trunk_port, user, speak)
+    try:
+        yield phone
+    finally:
+        phone.close()
+
+
+def samples(path: Path) -> list[int]:
+    with wave.open(str(path)) as w:
+        assert (w.getsampwidth(), w.getnchannels()) == (2, 1), path
+        rate = w.getframerate()
+        frames = w.readframes(w.getnframes())
+    got = [
+        int.from_bytes(frames[i : i + 2], "little", signed=True) for i in range(0, len(frames), 2)
+    ]
+    assert rate == 8000, rate
+    return got
+
+
+def tone_share(window: list[int], hz: float, rate: int = 8000) -> float:
+    """How much of the window's energy is at `hz` (Goertzel), 0…1."""
+    coeff = 2 * math.cos(2 * math.pi * hz / rate)
+    s1 = s2 = 0.0
+    for x in window:
+        s1, s2 = x + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    energy = sum(x * x for x in window)
+    return 2 * power / (len(window) * energy) if energy else 0.0
+
+
+@pytest.fixture
+def linebox(tmp_path: Path) -> Iterator[Appliance]:
+    tone(tmp_path / "menu.wav", MENU_HZ, MENU_SECONDS)
+    with appliance(tmp_path, SITE) as app:
+        yield app
+
+
+def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> None:
+    linebox.agent("1001", "ext-1001-secret")
+    agent = linebox.agent("1002", "ext-1002-secret")
+    speak = linebox.root / "caller.wav"
+    tone(speak, CALLER_HZ, 60)
+    with softphone(linebox, "13800138000", speak) as phone:
+        phone.command("dial", f"sip:4001234567@{linebox.sip}")
+        progress = phone.wait_event("CALL_PROGRESS", timeout=10)
+        call_id = progress["id"]
+        # The caller listens to the prompt, then keys 2.
+        time.sleep(MENU_SECONDS + 0.5)
+        assert agent.events() == [], "the agent rang before any key"
+        phone.command("sndcode", "2")
+        phone.wait_event("CALL_ESTABLISHED", timeout=15)
+        time.sleep(2)
+        phone.command("hangup")
+        phone.wait_event("CALL_CLOSED", timeout=10)
+        early, answered = (samples(path) for path in phone.heard())
+
+    record = linebox.record(call_id)
+    assert (record["status"], record["answered_by"]) == ("answered", "1002"), record
+    assert [kind for kind, _ in agent.events()] == ["INVITE"]
+
+    # In early media, before the key: the menu's tone, clean (G.711 through
+    # rtpengine), and none of what the caller said.
+    second = 8000
+    assert len(early) >= 1.5 * second, len(early) / second
+    prompt = early[second // 4 : second // 4 + second]
+    assert tone_share(prompt, MENU_HZ) > 0.8, tone_share(prompt, MENU_HZ)
+    assert tone_share(prompt, CALLER_HZ) < 0.05
+    # Once answered: the agent's audio (sipp's G.711 capture), not the menu.
+    assert len(answered) >= 1.5 * second, len(answered) / second
+    talk = answered[-second:]
+    assert sum(x * x for x in talk) / len(talk) > 10_000, "silence after the answer"
+    assert tone_share(talk, MENU_HZ) < 0.2
