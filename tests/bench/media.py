@@ -1,0 +1,585 @@
+"""Concurrent calls with media through linebox: a hotline with a ringback
+prompt and `record = true` against a plain relay (a hotline of the same
+appliance without either), same machine, same run, same sipp.
+
+    python -m tests.bench.media [--levels 50,100,200,...] [--ring 4]
+
+At each level N, one sipp on the trunk places N calls at N/8 calls/s and
+keeps them all up (each call rings 4 s, then both sides send G.711 for
+23 s: /usr/share/sip-tester/g711a.pcap three times, 30 ms packets). A group
+of sipp agents answers them. tcpdump on lo counts every RTP packet in and out
+of rtpengine's port range: what the callers and agents sent against what
+reached the other side. A level is clean when neither direction loses 1 % or
+more, every call completes and, on the recorded hotline, every answered call
+has its recording converted by the worker (`recording` set, no
+`recording_error`). Stepping stops at the first level that is not clean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import signal
+import sqlite3
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.integration.harness import (
+    Appliance,
+    appliance,
+    free_port,
+    free_port_block,
+    pids_under,
+)
+
+HERE = Path(__file__).parent
+SCENARIOS = HERE / "scenarios"
+AGENTS = 4
+RECORDED, PLAIN = "4001234567", "4001234568"
+RAMP_S = 8
+"""Every level reaches its full number of calls in this long."""
+RING_S = 4
+"""How long each call rings (media_uas.xml): the caller hears the ringback."""
+TALK_S = 23.4
+"""From the caller's ACK to its BYE (media_uac.xml)."""
+RELAYED_RTP = 12 + 240
+"""The UDP payload of a relayed g711a.pcap packet (30 ms of PCMA); the
+ringback rtpengine plays is 20 ms packets (12 + 160)."""
+LOSS_LIMIT = 0.01
+PORTS_PER_CALL = 4
+"""rtpengine's media ports per call: RTP and RTCP on each side."""
+
+SITE = """
+[[trunks]]
+name = "carrier"
+host = "{trunk}"
+dids = ["4001234567", "4001234568"]
+
+[[tenants]]
+slug = "bench"
+name = "Bench"
+%(extensions)s
+[[tenants.prompts]]
+name = "welcome"
+file = "welcome.wav"
+
+[[tenants.groups]]
+name = "agents"
+strategy = "round_robin"
+ring_timeout = 20
+members = [%(members)s]
+
+[[tenants.hotlines]]
+number = "4001234567"
+name = "ringback and recording"
+ringback = "welcome"
+record = true
+  [[tenants.hotlines.routes]]
+  to = "group:agents"
+
+[[tenants.hotlines]]
+number = "4001234568"
+name = "plain relay"
+  [[tenants.hotlines.routes]]
+  to = "group:agents"
+"""
+
+
+def site() -> str:
+    numbers = [str(2001 + i) for i in range(AGENTS)]
+    extensions = "".join(
+        f'\n[[tenants.extensions]]\nnumber = "{n}"\npassword = "bench-{n}-secret"\n'
+        for n in numbers
+    )
+    members = ", ".join(f'"ext:{n}"' for n in numbers)
+    return SITE % {"extensions": extensions, "members": members}
+
+
+@dataclass
+class Traffic:
+    """RTP packets seen on lo, by who sent them and who got them."""
+
+    caller_sent: int = 0
+    agent_got: int = 0
+    agent_sent: int = 0
+    caller_got: int = 0
+    ringback: int = 0
+    capture_dropped: int = 0
+
+    @property
+    def loss_to_agents(self) -> float:
+        return 1 - self.agent_got / self.caller_sent if self.caller_sent else 1.0
+
+    @property
+    def loss_to_callers(self) -> float:
+        return 1 - self.caller_got / self.agent_sent if self.agent_sent else 1.0
+
+    @property
+    def loss(self) -> float:
+        return max(self.loss_to_agents, self.loss_to_callers)
+
+
+@dataclass
+class Level:
+    path: str
+    calls: int
+    completed: int = 0
+    failed: int = 0
+    traffic: Traffic = field(default_factory=Traffic)
+    cpu: dict[str, float] = field(default_factory=dict)
+    """Percent of one core during the load, per component."""
+    answered: int = 0
+    recorded: int = 0
+    recording_errors: list[str] = field(default_factory=list)
+    recordings_after_s: float = 0.0
+    """From the last BYE to the last recording linked to its record."""
+
+    @property
+    def clean(self) -> bool:
+        return (
+            self.failed == 0
+            and self.completed == self.calls
+            and self.traffic.loss < LOSS_LIMIT
+            and self.traffic.capture_dropped == 0
+            and (self.path != "recorded" or self.recorded == self.answered == self.completed)
+        )
+
+
+# ------------------------------------------------------------ processes
+def agent_sipp(app: Appliance, root: Path, extension: str) -> subprocess.Popen[bytes]:
+    """A phone answering any number of calls for `extension`, registered."""
+    port, media = free_port(), free_port()
+    argv = [
+        "sipp",
+        "-sf",
+        str(SCENARIOS / "media_uas.xml"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media),
+        "-nostdin",
+        "-max_socket",
+        "4096",
+        "-default_behaviors",
+        "all,-abortunexp",
+    ]
+    out = (root / f"agent-{extension}.out").open("wb")
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    app.sipp_procs.append(proc)
+    time.sleep(0.3)
+    reg = app.register(extension, f"bench-{extension}-secret", contact_port=port, expires=3600)
+    assert reg.result == "RESULT 200", reg
+    return proc
+
+
+def place_calls(
+    app: Appliance, root: Path, number: str, calls: int, tag: str
+) -> tuple[int, int, subprocess.Popen[bytes]]:
+    """Start sipp placing `calls` calls to `number` from the trunk, all up at
+    once after the ramp; (its media port, its stats file's name, the sipp)."""
+    media = free_port()
+    rate = max(10, math.ceil(calls / RAMP_S))
+    argv = [
+        "sipp",
+        app.sip,
+        "-sf",
+        str(SCENARIOS / "media_uac.xml"),
+        "-s",
+        number,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(app.trunk_port),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media),
+        "-m",
+        str(calls),
+        "-l",
+        str(calls),
+        "-r",
+        str(rate),
+        "-cid_str",
+        f"{tag}-%u@%s",
+        "-nostdin",
+        "-max_socket",
+        "4096",
+        "-timeout",
+        str(int(RAMP_S + TALK_S + 60)),
+        "-recv_timeout",
+        "40000",
+        "-default_behaviors",
+        "all,-abortunexp",
+        "-cp",
+        str(free_port()),
+        "-trace_stat",
+        "-stf",
+        str(root / f"{tag}.csv"),
+        "-fd",
+        "1",
+    ]
+    out = (root / f"{tag}.out").open("wb")
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    return media, calls, proc
+
+
+def sipp_counts(stats: Path, calls: int) -> tuple[int, int]:
+    """(successful, failed) from sipp's statistics file; a call sipp never
+    finished counts as failed."""
+    lines = stats.read_text().splitlines() if stats.exists() else []
+    if len(lines) < 2:
+        return 0, calls
+    row = dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+    ok = int(row.get("SuccessfulCall(C)", 0))
+    failed = int(row.get("FailedCall(C)", 0))
+    return ok, failed + max(0, calls - ok - failed)
+
+
+@contextlib.contextmanager
+def capture(root: Path, tag: str, port_min: int, port_max: int) -> Iterator[Path]:
+    """tcpdump of every UDP packet to or from rtpengine's media ports (the
+    first 64 bytes: enough for the UDP header)."""
+    pcap = root / f"{tag}.pcap"
+    errors = root / f"{tag}.tcpdump"
+    argv = [
+        "tcpdump",
+        "-i",
+        "lo",
+        "-n",
+        "-s",
+        "64",
+        "-B",
+        "65536",
+        "-w",
+        str(pcap),
+        f"udp and portrange {port_min}-{port_max}",
+    ]
+    with errors.open("wb") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+    time.sleep(1)
+    try:
+        yield pcap
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def count(
+    pcap: Path, caller_port: int, agent_ports: set[int], port_min: int, port_max: int
+) -> Traffic:
+    """Count the RTP packets of a capture on lo (Ethernet link type)."""
+    traffic = Traffic()
+    data = pcap.read_bytes()
+    if len(data) < 24:
+        return traffic
+    little = data[:4] == b"\xd4\xc3\xb2\xa1"
+    record = struct.Struct("<IIII" if little else ">IIII")
+    udp = struct.Struct("!HHH")
+    pos = 24
+    while pos + 16 <= len(data):
+        _, _, length, _ = record.unpack_from(data, pos)
+        frame = pos + 16
+        pos = frame + length
+        if length < 42 or data[frame + 12 : frame + 14] != b"\x08\x00":
+            continue
+        ip = frame + 14
+        if data[ip + 9] != 17:
+            continue
+        source, dest, size = udp.unpack_from(data, ip + (data[ip] & 0x0F) * 4)
+        payload = size - 8
+        relay_source = port_min <= source <= port_max
+        relay_dest = port_min <= dest <= port_max
+        if relay_dest and source == caller_port:
+            traffic.caller_sent += 1
+        elif relay_dest and source in agent_ports:
+            traffic.agent_sent += 1
+        elif relay_source and dest in agent_ports:
+            traffic.agent_got += 1
+        elif relay_source and dest == caller_port:
+            if payload == RELAYED_RTP:
+                traffic.caller_got += 1
+            else:
+                traffic.ringback += 1
+    return traffic
+
+
+def tcpdump_dropped(root: Path, tag: str) -> int:
+    """What tcpdump said the kernel dropped (a capture that lost packets
+    cannot tell loss)."""
+    text = (root / f"{tag}.tcpdump").read_text(errors="replace")
+    dropped = 0
+    for line in text.splitlines():
+        if "dropped by" in line:
+            dropped += int(line.split()[0])
+    return dropped
+
+
+# ------------------------------------------------------------ CPU
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def _component(pid: int) -> str:
+    try:
+        comm = (Path("/proc") / str(pid) / "comm").read_text().strip()
+        cmdline = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return ""
+    if comm in ("rtpengine", "kamailio"):
+        return comm
+    if b"worker" in cmdline:
+        return "worker"
+    return ""
+
+
+def cpu_sample(app: Appliance, others: dict[str, list[int]]) -> dict[str, int]:
+    """CPU ticks so far per component: the appliance's processes, the sipps
+    and tcpdump passed in `others`, and the whole machine (`machine`,
+    in ticks of all cores)."""
+    ticks: dict[str, int] = {}
+    for pid in pids_under(app.root):
+        name = _component(pid)
+        if name:
+            ticks[name] = ticks.get(name, 0) + _cpu_ticks(pid)
+    for name, pids in others.items():
+        ticks[name] = sum(_cpu_ticks(pid) for pid in pids)
+    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks["machine"] = sum(int(v) for v in cpu) - int(cpu[3]) - int(cpu[4])  # minus idle, iowait
+    return ticks
+
+
+def cpu_percent(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, float]:
+    return {
+        name: 100 * (after[name] - before.get(name, 0)) / TICK / seconds
+        for name in after
+        if seconds > 0
+    }
+
+
+# ------------------------------------------------------------ one level
+def wait_drained(app: Appliance, timeout: float = 60) -> None:
+    """Until rtpengine holds no call (the previous level's are all gone)."""
+    deadline = time.monotonic() + timeout
+    while app.ng().list_calls() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def check_recordings(app: Appliance, level: Level, tag: str, timeout: float) -> None:
+    """Wait for the worker to close every record of the level and, on the
+    recorded hotline, to link or fail each recording; count them."""
+    db = app.settings.paths.data_dir / "linebox.sqlite"
+    start = time.monotonic()
+    rows: list[sqlite3.Row] = []
+    while time.monotonic() - start < timeout:
+        with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT status, recording, recording_error FROM call_record WHERE call_id LIKE ?",
+                (f"{tag}-%",),
+            ).fetchall()
+        settled = len(rows) >= level.completed and all(
+            r["status"] not in ("ringing", "talking")
+            and (
+                level.path != "recorded"
+                or r["status"] != "answered"
+                or r["recording"]
+                or r["recording_error"]
+            )
+            for r in rows
+        )
+        if settled:
+            break
+        time.sleep(1)
+    level.recordings_after_s = time.monotonic() - start
+    answered = [r for r in rows if r["status"] == "answered"]
+    level.answered = len(answered)
+    level.recorded = sum(
+        1
+        for r in answered
+        if r["recording"] and not r["recording_error"] and Path(r["recording"]).is_file()
+    )
+    level.recording_errors = sorted(
+        {r["recording_error"] for r in answered if r["recording_error"]}
+    )
+
+
+def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[int, int]) -> Level:
+    """`calls` concurrent calls to the `path` hotline ("recorded" or "plain")."""
+    level = Level(path=path, calls=calls)
+    tag = f"{path}-{calls}"
+    media = app.settings.media
+    wait_drained(app)
+    with capture(root, tag, media.port_min, media.port_max) as pcap:
+        sipp_pids = list(agents.values())
+        number = RECORDED if path == "recorded" else PLAIN
+        caller_port, _, caller = place_calls(app, root, number, calls, tag)
+        tcpdump_pids = [p for p in pids_by_name("tcpdump") if str(pcap) in _cmdline(p)]
+        others = {"sipp": [*sipp_pids, caller.pid], "tcpdump": tcpdump_pids}
+        # The load window: from the last call's answer to the first hang-up.
+        time.sleep(RAMP_S + RING_S)
+        started = time.monotonic()
+        before = cpu_sample(app, others)
+        time.sleep(TALK_S - RAMP_S - 1)
+        level.cpu = cpu_percent(before, cpu_sample(app, others), time.monotonic() - started)
+        level.cpu["machine"] = level.cpu["machine"] / (os.cpu_count() or 1)
+        caller.wait(RAMP_S + TALK_S + 120)
+        time.sleep(1)  # the last packets reach the capture
+    level.completed, level.failed = sipp_counts(root / f"{tag}.csv", calls)
+    level.traffic = count(pcap, caller_port, set(agents), media.port_min, media.port_max)
+    level.traffic.capture_dropped = tcpdump_dropped(root, tag)
+    pcap.unlink()
+    check_recordings(app, level, tag, timeout=60 + calls * 0.5)
+    return level
+
+
+def pids_by_name(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == name:
+                    found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------ the run
+def describe(level: Level) -> str:
+    t = level.traffic
+    cpu = level.cpu
+    recordings = (
+        f", recordings {level.recorded}/{level.answered} in {level.recordings_after_s:.0f} s"
+        if level.path == "recorded"
+        else ""
+    )
+    errors = f" errors {level.recording_errors}" if level.recording_errors else ""
+    return (
+        f"  {level.path:8} {level.calls:4} calls: "
+        f"{level.completed} completed, {level.failed} failed; "
+        f"RTP to agents {t.agent_got}/{t.caller_sent} (loss {100 * t.loss_to_agents:.2f} %), "
+        f"to callers {t.caller_got}/{t.agent_sent} (loss {100 * t.loss_to_callers:.2f} %), "
+        f"ringback {t.ringback}, capture dropped {t.capture_dropped}{recordings}{errors}; "
+        f"CPU % of a core: rtpengine {cpu.get('rtpengine', 0):.0f}, "
+        f"kamailio {cpu.get('kamailio', 0):.0f}, worker {cpu.get('worker', 0):.0f}, "
+        f"sipp {cpu.get('sipp', 0):.0f}, tcpdump {cpu.get('tcpdump', 0):.0f}, "
+        f"machine {cpu.get('machine', 0):.0f} % of all cores"
+        f" -> {'clean' if level.clean else 'NOT clean'}"
+    )
+
+
+def welcome(path: Path) -> None:
+    """A 3-second tone stands in for the company's ringback prompt."""
+    subprocess.run(
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(path),
+            "synth",
+            "3",
+            "sine",
+            "440",
+            "gain",
+            "-6",
+        ],
+        check=True,
+    )
+
+
+def run(levels: list[int], paths: tuple[str, ...] = ("recorded", "plain")) -> list[Level]:
+    results: list[Level] = []
+    ports = PORTS_PER_CALL * max(levels) + 200
+    with tempfile.TemporaryDirectory(prefix="linebox-bench-media-") as tmp:
+        root = Path(tmp)
+        (root / "linebox").mkdir()
+        welcome(root / "linebox" / "welcome.wav")
+        base = free_port_block(ports)
+        sized = {
+            "LINEBOX_SIP_CHILDREN": "4",
+            "LINEBOX_SIP_SHM_MB": "256",
+            "LINEBOX_MEDIA_PORT_MIN": str(base),
+            "LINEBOX_MEDIA_PORT_MAX": str(base + ports - 1),
+        }
+        with appliance(root / "linebox", site(), overrides=sized) as app:
+            agents: dict[int, int] = {}
+            for i in range(AGENTS):
+                extension = str(2001 + i)
+                proc = agent_sipp(app, root, extension)
+                media_port = int(proc.args[proc.args.index("-mp") + 1])  # type: ignore[union-attr]
+                agents[media_port] = proc.pid
+            for calls in levels:
+                level_results = []
+                for path in paths:
+                    level_results.append(run_level(app, root, path, calls, agents))
+                    print(describe(level_results[-1]), flush=True)
+                results.extend(level_results)
+                # Stepping stops where the first path (the product's) stops being clean.
+                if not level_results[0].clean:
+                    break
+    return results
+
+
+def clean_max(results: list[Level], path: str) -> int:
+    largest = 0
+    for level in sorted((r for r in results if r.path == path), key=lambda r: r.calls):
+        if not level.clean:
+            break
+        largest = level.calls
+    return largest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="50,100,200,300,400,500")
+    parser.add_argument(
+        "--only", choices=("recorded", "plain"), help="run one path instead of both"
+    )
+    args = parser.parse_args(argv)
+    try:
+        levels = [int(v) for v in args.levels.split(",")]
+    except ValueError:
+        parser.error(f"--levels must be numbers separated by commas, not {args.levels!r}")
+    if not levels or min(levels) < 1:
+        parser.error("--levels must be positive")
+    paths = (args.only,) if args.only else ("recorded", "plain")
+    print(
+        "concurrent calls with media (ringback + recording vs plain relay), "
+        f"{RAMP_S} s ramp, {TALK_S:.0f} s of G.711 each way per call:"
+    )
+    results = run(levels, paths)
+    summary = ", ".join(f"{path} {clean_max(results, path)}" for path in paths)
+    print(f"largest clean level (< 1 % loss, every call completed and recorded): {summary}")
+
+
+if __name__ == "__main__":
+    main()
