@@ -50,6 +50,12 @@ class PathSettings:
     def queue_file(self) -> Path:
         return self.data_dir / "queue.sqlite"
 
+    @property
+    def bans_file(self) -> Path:
+        """The SIP bans in force, so a restarted Kamailio still ignores an
+        attacker (`appliance.sip.bans`)."""
+        return self.data_dir / "sip-bans"
+
 
 @dataclass(frozen=True)
 class DatabaseSettings:

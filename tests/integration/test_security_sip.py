@@ -451,6 +451,29 @@ def test_sixty_second_flood_from_many_sources_keeps_memory_bounded(tmp_path: Pat
         assert rss_max - rss_before < 128 * 2**20, report
 
 
+def test_bans_survive_a_restart_of_kamailio(tmp_path: Path) -> None:
+    """A restarted Kamailio still ignores a banned source, until its ban ends."""
+    ban_seconds = 15
+    overrides = {"LINEBOX_SECURITY_BAN_SECONDS": str(ban_seconds)}
+    with appliance(tmp_path, SITE, overrides=overrides) as app:
+        peer = Peer("127.0.0.55")
+        try:
+            assert peer.ask(app, "OPTIONS", ua=SCANNER_UAS[0], timeout=0.5) is None
+        finally:
+            peer.close()
+        banned_at = time.monotonic()
+        assert not answered(app, "127.0.0.55")
+        app.restart_kamailio()
+        assert services.sip_options_ok("127.0.0.1", app.settings.sip.port)
+        assert not answered(app, "127.0.0.55"), "the restarted Kamailio forgot the ban"
+        assert answered(app, "127.0.0.56")
+        assert "1 bans restored" in app.kamailio_log()
+        deadline = banned_at + ban_seconds + 6
+        while not answered(app, "127.0.0.55", tries=1):
+            assert time.monotonic() < deadline, "the restored ban never ended"
+        assert time.monotonic() - banned_at >= ban_seconds - 2
+
+
 # ---------------------------------------------------------------- junk
 JUNK = (
     lambda: os.urandom(secrets.randbelow(400) + 1),
