@@ -4,10 +4,13 @@ appliance, shown once, and registers (its HA1 is in the plan)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -17,6 +20,7 @@ from appliance.settings import Settings
 from appliance.tables import Extension, User, UserAuth
 from tests.unit.web_helpers import Session, setup_site
 from web.app import create_app
+from web.domain.extensions import provisioning
 
 
 @pytest.fixture
@@ -265,3 +269,93 @@ def test_delete_is_refused_while_an_agent_answers_on_it(acme: Session) -> None:
     assert response.json()["details"]["errors"] == [
         {"key": "", "message": "agent agent@acme.example answers calls on it"}
     ]
+
+
+# --- the phone provisioning aid: settings as text and as a QR code -----------------
+
+_SVG = re.compile(r"<svg.*?</svg>", re.DOTALL)
+
+
+def qr_of(page: str) -> str:
+    found = _SVG.findall(page.split("data-qr>")[1])
+    assert found, "no QR code on the page"
+    return str(found[0])
+
+
+def test_page_shows_the_phone_settings_and_a_qr_code_without_the_password(
+    app: tuple[Settings, TestClient], acme: Session
+) -> None:
+    page = acme.get("/extensions/1001").text
+
+    settings = page.split("data-phone-settings>")[1].split("</table>")[0]
+    for shown in ("127.0.0.1", "5060", "UDP / TCP", "1001", "linebox.local"):
+        assert shown in settings, shown
+    # The code a softphone scans: the extension at the appliance, no password.
+    expected = "sip:1001@127.0.0.1:5060;transport=udp"
+    assert qr_of(page) == provisioning.qr_svg(expected, "SIP 1001")
+    assert "ext-1001-secret" not in page
+
+
+def test_the_password_is_in_the_text_and_the_qr_code_only_when_shown_once(
+    acme: Session,
+) -> None:
+    renewed = acme.post("/extensions/1002/password", data={"_csrf": acme.csrf})
+
+    assert renewed.headers["cache-control"] == "no-store"
+    password = renewed.text.split("data-sip-password>")[1].split("<")[0]
+    settings = renewed.text.split("data-phone-settings>")[1].split("</table>")[0]
+    assert f"<code>{password}</code>" in settings
+    with_password = f"sip:1002:{password}@127.0.0.1:5060;transport=udp"
+    assert qr_of(renewed.text) == provisioning.qr_svg(with_password, "SIP 1002")
+    # The next look at the page has neither.
+    later = acme.get("/extensions/1002")
+    assert password not in later.text
+    assert qr_of(later.text) == provisioning.qr_svg(
+        "sip:1002@127.0.0.1:5060;transport=udp", "SIP 1002"
+    )
+
+
+def test_the_advertised_address_is_what_phones_are_told(
+    app: tuple[Settings, TestClient], acme: Session
+) -> None:
+    natted = dataclasses.replace(
+        app[0],
+        sip=dataclasses.replace(
+            app[0].sip, address="10.0.0.5", advertised_address="203.0.113.7", port=5070
+        ),
+    )
+    with TestClient(app=create_app(natted)) as client:
+        owner = Session(client, "owner@acme.example")
+        phone = owner.get("/api/v1/extensions/1001/phone")
+
+    assert phone.status_code == 200
+    assert phone.json() == {
+        "server": "203.0.113.7",
+        "port": 5070,
+        "transports": ["udp", "tcp"],
+        "user": "1001",
+        "realm": "linebox.local",
+    }
+    assert "secret" not in phone.text
+
+
+def test_an_appliance_on_every_address_is_named_as_the_portal_was_browsed(
+    app: tuple[Settings, TestClient],
+) -> None:
+    anywhere = dataclasses.replace(app[0], sip=dataclasses.replace(app[0].sip, address="0.0.0.0"))
+
+    phone = provisioning.phone_settings(anywhere, "1001", "pbx.acme.example")
+
+    assert phone.server == "pbx.acme.example"
+    assert provisioning.sip_uri(phone, "p@ss:w") == (
+        "sip:1001:p%40ss%3Aw@pbx.acme.example:5060;transport=udp"
+    )
+    v6 = msgspec.structs.replace(phone, server="2001:db8::5")
+    assert provisioning.sip_uri(v6) == "sip:1001@[2001:db8::5]:5060;transport=udp"
+
+
+def test_another_tenants_phone_settings_are_not_found(acme: Session) -> None:
+    response = acme.get("/api/v1/extensions/2001/phone")
+
+    assert response.status_code == 404
+    assert response.json()["error_id"] == "extension-not-found"

@@ -14,8 +14,9 @@ from appliance.audit import diff
 from appliance.auth.core import Principal
 from appliance.errors import LineboxError
 from web.auth import CurrentUser
+from web.dependencies import AppSettings
 from web.domain.audit.services import log as audit_log
-from web.domain.extensions import services
+from web.domain.extensions import provisioning, services
 from web.domain.extensions.schemas import (
     ExtensionCreate,
     ExtensionOut,
@@ -57,6 +58,22 @@ class ExtensionController(Controller):
         created = await services.create_extension(principal, data)
         await audited(request, "create", None, created.extension)
         return Response(created, status_code=201, headers=NO_STORE)
+
+    @get(
+        "/{number:str}/phone",
+        operation_id="getExtensionPhoneSettings",
+        summary="What a phone needs to register the extension (never its password)",
+        responses={**BAD_REQUEST, **NOT_FOUND},
+    )
+    async def get_phone_settings(
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        settings: AppSettings,
+        number: NumberParam,
+    ) -> provisioning.PhoneSettings:
+        extension = await services.get_extension(principal, number)
+        return provisioning.phone_settings(settings, extension.number, request.url.hostname or "")
 
     @get(
         "/{number:str}",
@@ -160,15 +177,22 @@ class ExtensionPageController(Controller):
         return Template("extensions/list.html", context=base, status_code=status)
 
     async def _detail(
-        self, principal: Principal, number: str, status: int = 200, **context: Any
+        self,
+        request: AnyRequest,
+        settings: AppSettings,
+        principal: Principal,
+        number: str,
+        status: int = 200,
+        **context: Any,
     ) -> Template:
-        base: dict[str, Any] = {
-            "e": await services.get_extension(principal, number),
-            "errors": [],
-            "message": "",
-            "secret": "",
-        }
+        extension = await services.get_extension(principal, number)
+        base: dict[str, Any] = {"e": extension, "errors": [], "message": "", "secret": ""}
         base.update(context)
+        # The phone's settings as text and as a QR code; the password is in
+        # both only on the answer that shows it once.
+        phone = provisioning.phone_settings(settings, extension.number, request.url.hostname or "")
+        uri = provisioning.sip_uri(phone, base["secret"])
+        base.update(phone=phone, qr=provisioning.qr_svg(uri, f"SIP {extension.number}"))
         headers = NO_STORE if base["secret"] else None
         return Template("extensions/detail.html", context=base, status_code=status, headers=headers)
 
@@ -178,7 +202,11 @@ class ExtensionPageController(Controller):
 
     @post("/", operation_id="extensionCreate", status_code=200)
     async def extension_create(
-        self, request: AnyRequest, principal: CurrentUser, data: Annotated[ExtensionForm, FORM]
+        self,
+        request: AnyRequest,
+        principal: CurrentUser,
+        settings: AppSettings,
+        data: Annotated[ExtensionForm, FORM],
     ) -> Template:
         try:
             created = await services.create_extension(
@@ -195,18 +223,26 @@ class ExtensionPageController(Controller):
             return await self._list(principal, 400, form=data, errors=_errors(exc))
         await audited(request, "create", None, created.extension)
         return await self._detail(
-            principal, created.extension.number, status=201, secret=created.sip_password
+            request,
+            settings,
+            principal,
+            created.extension.number,
+            status=201,
+            secret=created.sip_password,
         )
 
     @get("/{number:str}", operation_id="extensionPage")
-    async def extension_page(self, principal: CurrentUser, number: str) -> Template:
-        return await self._detail(principal, number)
+    async def extension_page(
+        self, request: AnyRequest, principal: CurrentUser, settings: AppSettings, number: str
+    ) -> Template:
+        return await self._detail(request, settings, principal, number)
 
     @post("/{number:str}", operation_id="extensionSave", status_code=200)
     async def extension_save(
         self,
         request: AnyRequest,
         principal: CurrentUser,
+        settings: AppSettings,
         number: str,
         data: Annotated[ExtensionForm, FORM],
     ) -> Template:
@@ -218,23 +254,29 @@ class ExtensionPageController(Controller):
                 ExtensionUpdate(name=data.name, agent_id=data.agent_id, ringback=data.ringback),
             )
         except LineboxError as exc:
-            return await self._detail(principal, number, 400, errors=_errors(exc))
+            return await self._detail(
+                request, settings, principal, number, 400, errors=_errors(exc)
+            )
         await audited(request, "update", before, after)
         return await self._detail(
-            principal, number, message=gettext("Saved. The next call follows the new settings.")
+            request,
+            settings,
+            principal,
+            number,
+            message=gettext("Saved. The next call follows the new settings."),
         )
 
     @post("/{number:str}/password", operation_id="extensionPassword", status_code=200)
     async def extension_password(
-        self, request: AnyRequest, principal: CurrentUser, number: str
+        self, request: AnyRequest, principal: CurrentUser, settings: AppSettings, number: str
     ) -> Template:
         secret = await services.regenerate_password(principal, number)
         await audited(request, "password_reset", secret.extension, secret.extension)
-        return await self._detail(principal, number, secret=secret.sip_password)
+        return await self._detail(request, settings, principal, number, secret=secret.sip_password)
 
     @post("/{number:str}/delete", operation_id="extensionDelete", status_code=303)
     async def extension_delete(
-        self, request: AnyRequest, principal: CurrentUser, number: str
+        self, request: AnyRequest, principal: CurrentUser, settings: AppSettings, number: str
     ) -> Any:
         before = await services.get_extension(principal, number)
         try:
@@ -242,6 +284,8 @@ class ExtensionPageController(Controller):
         except LineboxError as exc:
             if exc.error_id.endswith("not-found"):
                 raise
-            return await self._detail(principal, number, 400, errors=_errors(exc))
+            return await self._detail(
+                request, settings, principal, number, 400, errors=_errors(exc)
+            )
         await audited(request, "delete", before, None)
         return Redirect("/extensions", status_code=303)
