@@ -108,6 +108,8 @@ class MediaSettings:
     """The last UDP port of the media range: two per call leg."""
     threads: int = 2
     """rtpengine worker threads."""
+    voicemail_max_seconds: int = 120
+    """A message longer than this is cut: linebox hangs up on the caller."""
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,11 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     agent_id: str = ""
     survey: bool = False
     """The answering group asks callers for a score when the agent hangs up."""
+    caller_contact: str = ""
+    caller_from: str = ""
+    called_to: str = ""
+    """For a call linebox answered itself (voicemail): where and how to send
+    the caller a BYE when the message reaches its maximum length."""
 
 
 class Survey(msgspec.Struct):
@@ -751,6 +756,9 @@ class Linebox:
                 self.unblock(key.removeprefix("unblock:"), what)
             elif key.startswith("survey:"):
                 self.on_survey(key.removeprefix("survey:"), generation=int(what))
+            elif key.startswith("vmlimit:"):
+                KSR.htable.sht_rm("ivrtimer", key)
+                self.cut_voicemail(key.removeprefix("vmlimit:"))
             else:
                 self.on_key(key, generation=int(what))
         return OK
@@ -864,7 +872,13 @@ class Linebox:
         if raw:
             facts = _facts_dec.decode(raw)
             facts.voicemail, facts.answered_at = True, time.time()
+            facts.caller_contact = KSR.pv.get("$(ct{tobody.uri})") or ""
+            facts.caller_from = KSR.pv.get("$hdr(From)") or ""
+            facts.called_to = KSR.pv.get("$hdr(To)") or ""
             KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+            # The message's maximum length: then linebox hangs up.
+            deadline = time.time() + self.settings.media.voicemail_max_seconds
+            KSR.htable.sht_sets("ivrtimer", f"vmlimit:{call_id}", f"{deadline:.3f} -")
         greeting = self.stock_prompt("leave-a-message-beep", "leave-a-message")
         try:
             if greeting:
@@ -1163,6 +1177,8 @@ class Linebox:
     def route_in_dialog(self) -> int:
         call_id = KSR.pv.get("$ci")
         known = KSR.htable.sht_get("calls", call_id)
+        if known and KSR.is_ACK():
+            self.remember_own_tag(call_id, known)
         if known and KSR.is_BYE():
             facts = _facts_dec.decode(known)
             if KSR.htable.sht_get("ivr", f"survey:{call_id}"):
@@ -1193,6 +1209,7 @@ class Linebox:
         if known and KSR.is_BYE():
             facts = _facts_dec.decode(known)
             if facts.voicemail:
+                KSR.htable.sht_rm("ivrtimer", f"vmlimit:{call_id}")
                 KSR.rtpengine.rtpengine_delete(f"from-tag={facts.caller_tag}")
                 KSR.sl.send_reply(200, "OK")
                 self.end_voicemail(call_id, facts)
@@ -1287,6 +1304,36 @@ class Linebox:
         )
         if KSR.tm.t_uac_send("BYE", survey.ruri, "", "", headers, "") < 0:
             log.error("call %s: could not send the caller's BYE after the survey", call_id)
+
+    @staticmethod
+    def remember_own_tag(call_id: str, raw: str) -> None:
+        """The caller's ACK to linebox's own 200 (voicemail) carries the tag
+        tm gave that 200: the To of a BYE linebox may send later."""
+        facts = _facts_dec.decode(raw)
+        if facts.voicemail and facts.called_to and ";tag=" not in facts.called_to:
+            facts.called_to += f";tag={KSR.pv.get('$tt')}"
+            KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
+
+    def cut_voicemail(self, call_id: str) -> None:
+        """The message reached its maximum length: hang up on the caller."""
+        raw = KSR.htable.sht_get("calls", call_id)
+        if not raw:
+            return
+        facts = _facts_dec.decode(raw)
+        if not facts.voicemail or not facts.caller_contact:
+            return
+        log.info("call %s: the message reached its maximum length; hanging up", call_id)
+        headers = (
+            f"From: {facts.called_to}\r\nTo: {facts.caller_from}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 BYE\r\n"
+        )
+        if KSR.tm.t_uac_send("BYE", facts.caller_contact, "", "", headers, "") < 0:
+            log.error("call %s: could not hang up the message at its maximum length", call_id)
+        try:
+            self.ng.command("delete", **{"call-id": call_id, "from-tag": facts.caller_tag})
+        except NgError as exc:
+            log.warning("call %s: rtpengine delete at the message's end: %s", call_id, exc)
+        self.end_voicemail(call_id, facts)
 
     def end_voicemail(self, call_id: str, facts: CallFacts) -> None:
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:

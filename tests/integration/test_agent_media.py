@@ -314,3 +314,49 @@ def test_a_caller_who_hangs_up_during_the_survey_leaves_no_score(linebox: Applia
     record = linebox.record(call_id)
     assert (record["status"], record["survey_score"]) == ("answered", None)
     assert call_id not in linebox.ng().list_calls()
+
+
+WAITS_FOR_BYE = """  <recv request="BYE">
+    <action><log message="RESULT BYE" /></action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+
+def test_a_message_is_cut_at_its_maximum_length(tmp_path: Path) -> None:
+    site = (
+        SITE.replace('dids = ["4001234567"', 'dids = ["4001000009", "4001234567"')
+        + """
+[[tenants.hotlines]]
+number = "4001000009"
+  [[tenants.hotlines.routes]]
+  to = "voicemail"
+"""
+    )
+    overrides = {"LINEBOX_MEDIA_VOICEMAIL_MAX_SECONDS": "3"}
+    with appliance(tmp_path, site, overrides=overrides) as app:
+        scenario = SURVEYED_CALLER.replace('  <pause milliseconds="5500" />\n', "")
+        path = app.root / "long-message.xml"
+        path.write_text(scenario.format(ending=WAITS_FOR_BYE, what="talks on"), "utf-8")
+        started = time.monotonic()
+        result = app._run_sipp(
+            str(path), app.trunk_port, "-s", "4001000009", "-mi", "127.0.0.1",
+            "-mp", str(free_port_block(4)), timeout=40,
+        )  # fmt: skip
+        assert result.result == "RESULT BYE", result.output
+        assert time.monotonic() - started < 15
+        record = app.record(result.call_id)
+        assert record["status"] == "voicemail"
+        assert 2 <= int(str(record["talk_seconds"])) <= 6, record
+        assert result.call_id not in app.ng().list_calls()
