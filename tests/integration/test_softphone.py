@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import socket
+import struct
 import subprocess
 import time
 import wave
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import Appliance, appliance, free_port, free_port_block
+from tests.integration.test_media import capture
 
 pytestmark = pytest.mark.integration
 
@@ -253,6 +255,28 @@ def tone_share(window: list[int], hz: float, rate: int = 8000) -> float:
     return 2 * power / (len(window) * energy) if energy else 0.0
 
 
+def received_pcma(pcap: Path, into: Path) -> list[int]:
+    """The PCMA audio (RTP payload type 8) in a capture, decoded by sox."""
+    data = pcap.read_bytes()
+    assert struct.unpack("<I", data[:4])[0] == 0xA1B2C3D4, "not a microsecond pcap"
+    link = {1: 14, 113: 16, 276: 20}[struct.unpack("<I", data[20:24])[0]]
+    payload = bytearray()
+    pos = 24
+    while pos + 16 <= len(data):
+        length = struct.unpack("<I", data[pos + 8 : pos + 12])[0]
+        ip = data[pos + 16 + link : pos + 16 + length]
+        pos += 16 + length
+        rtp = ip[(ip[0] & 0x0F) * 4 + 8 :]
+        if len(rtp) > 12 and rtp[1] & 0x7F == 8:
+            payload += rtp[12:]
+    raw = into.with_suffix(".al")
+    raw.write_bytes(payload)
+    subprocess.run(
+        ["sox", "-t", "al", "-r", "8000", "-c", "1", str(raw), "-b", "16", str(into)], check=True
+    )
+    return samples(into)
+
+
 @pytest.fixture
 def linebox(tmp_path: Path) -> Iterator[Appliance]:
     tone(tmp_path / "menu.wav", MENU_HZ, MENU_SECONDS)
@@ -262,10 +286,15 @@ def linebox(tmp_path: Path) -> Iterator[Appliance]:
 
 def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> None:
     linebox.agent("1001", "ext-1001-secret")
-    agent = linebox.agent("1002", "ext-1002-secret")
+    agent_media = free_port_block(4)
+    agent = linebox.agent("1002", "ext-1002-secret", media_port=agent_media)
     speak = linebox.root / "caller.wav"
     tone(speak, CALLER_HZ, 60)
-    with softphone(linebox, "13800138000", speak) as phone:
+    tcpdump = capture(linebox, agent_media)
+    with contextlib.ExitStack() as stack:
+        stack.callback(tcpdump.wait, 5)
+        stack.callback(tcpdump.terminate)
+        phone = stack.enter_context(softphone(linebox, "13800138000", speak))
         phone.command("dial", f"sip:4001234567@{linebox.sip}")
         progress = phone.wait_event("CALL_PROGRESS", timeout=10)
         call_id = progress["id"]
@@ -274,7 +303,7 @@ def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> N
         assert agent.events() == [], "the agent rang before any key"
         phone.command("sndcode", "2")
         phone.wait_event("CALL_ESTABLISHED", timeout=15)
-        time.sleep(2)
+        time.sleep(3)  # talking
         phone.command("hangup")
         phone.wait_event("CALL_CLOSED", timeout=10)
         early, answered = (samples(path) for path in phone.heard())
@@ -295,3 +324,11 @@ def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> N
     talk = answered[-second:]
     assert sum(x * x for x in talk) / len(talk) > 10_000, "silence after the answer"
     assert tone_share(talk, MENU_HZ) < 0.2
+    # And the agent heard the softphone: its tone, not the menu's.
+    agent_heard = received_pcma(
+        linebox.root / f"caller-{agent_media}.pcap", linebox.root / "agent-heard.wav"
+    )
+    assert len(agent_heard) >= 2 * second, len(agent_heard) / second
+    speech = agent_heard[second // 2 : second + second // 2]
+    assert tone_share(speech, CALLER_HZ) > 0.8, tone_share(speech, CALLER_HZ)
+    assert tone_share(speech, MENU_HZ) < 0.05
