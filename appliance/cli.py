@@ -76,7 +76,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def read_journal(settings: settings_mod.Settings) -> None:
     """Kamailio's call events, in the order each of its processes wrote them."""
     from appliance.media import recording
-    from appliance.worker import cdr, sticky
+    from appliance.worker import cdr, sticky, tollfraud
     from appliance.worker.journal import JournalReader
 
     reader = JournalReader(
@@ -87,6 +87,7 @@ def read_journal(settings: settings_mod.Settings) -> None:
             # Conversions take seconds: queued for the worker's threads.
             "convert_recording": recording.convert_recording,
             "convert_voicemail": recording.convert_voicemail,
+            "outbound_minutes": tollfraud.outbound_minutes,
         },
     )
     while True:

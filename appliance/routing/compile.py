@@ -213,6 +213,7 @@ async def compile_plan() -> Plan:
                 international=bool(outbound[slug].get("international", False)),
                 premium=bool(outbound[slug].get("premium", False)),
                 max_outbound=int(outbound[slug].get("max_calls", 10)),
+                max_outbound_minutes=int(outbound[slug].get("max_minutes_per_hour", 300)),
             )
             for slug in slug_of.values()
         },

@@ -127,6 +127,8 @@ class TenantPlan(msgspec.Struct, frozen=True):
     """May `tel:` destinations call premium and special numbers?"""
     max_outbound: int = 10
     """Calls out through the trunk at once, at most."""
+    max_outbound_minutes: int = 300
+    """Minutes out through the trunk per clock hour, at most."""
 
 
 class TrunkPlan(msgspec.Struct, frozen=True):

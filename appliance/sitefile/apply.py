@@ -260,6 +260,7 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
                 "international": tc.outbound.international,
                 "premium": tc.outbound.premium,
                 "max_calls": tc.outbound.max_calls,
+                "max_minutes_per_hour": tc.outbound.max_minutes_per_hour,
             },
             "position": ti,
         }

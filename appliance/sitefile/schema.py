@@ -218,6 +218,9 @@ class Outbound(_Struct, kw_only=True):
     """Premium and special numbers (168…, 160x…, IP-dialling prefixes, short codes)."""
     max_calls: int = 10
     """Calls out through the trunk at once, at most."""
+    max_minutes_per_hour: int = 300
+    """Minutes of calls out through the trunk per clock hour, at most: past
+    them further calls out are refused until the hour ends, with an alert."""
 
 
 class TenantConfig(_Struct, kw_only=True):
@@ -756,6 +759,12 @@ class _Checker:
         )
         if tc.outbound is not None:
             self.int_range(tc.outbound.max_calls, 0, 1000, (*path, "outbound", "max_calls"))
+            self.int_range(
+                tc.outbound.max_minutes_per_hour,
+                0,
+                60000,
+                (*path, "outbound", "max_minutes_per_hour"),
+            )
         for kind, items, key in (
             ("ext", tc.extensions, "number"),
             ("group", tc.groups, "name"),

@@ -9,6 +9,7 @@ from appliance.worker import (  # noqa: F401
     retention,
     sticky,
     sweep,
+    tollfraud,
     voicemail,
 )
 from appliance.worker.queue import huey

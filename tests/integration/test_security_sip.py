@@ -11,10 +11,12 @@ get no answer at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ import pytest
 
 from appliance import services
 from tests.integration.conftest import PASSWORDS, SITE
-from tests.integration.harness import Appliance, appliance
+from tests.integration.harness import Appliance, appliance, free_port, free_port_block
 
 BAN_SECONDS = 5
 FLOOD_REQUESTS = 50
@@ -578,3 +580,76 @@ def apply_text(
     path = app.root / f"toll-{secrets.token_hex(4)}.toml"
     path.write_text(site.replace("{trunk}", f"127.0.0.1:{app.trunk_port}"), encoding="utf-8")
     return app.linebox("apply", *(["--dry-run"] if dry_run else []), str(path), check=False)
+
+
+def minutes_site(out_port: int) -> str:
+    """The test site with a trunk for calls out first (calls out take the
+    first trunk) and the hotline 4001234567 sent to a mobile through it."""
+    site = SITE.replace(
+        '[[trunks]]\nname = "carrier"',
+        f'[[trunks]]\nname = "out"\nhost = "127.0.0.1:{out_port}"\n\n[[trunks]]\nname = "carrier"',
+    )
+    site = site.replace('to = "group:sales"', f'to = "tel:{MOBILE}"', 1)
+    return site.replace(
+        'name = "艾克米贸易有限公司"\n',
+        'name = "艾克米贸易有限公司"\n\n[tenants.outbound]\nmax_calls = 40\nmax_minutes_per_hour = 1\n\n'
+        '[tenants.notify]\nemail = "owner@acme.example.cn"\n',
+    )
+
+
+def test_outbound_minutes_per_hour_ceiling_refuses_calls_out_and_alerts(tmp_path: Path) -> None:
+    """Calls out through the trunk past the tenant's minutes this hour are
+    refused, with one alert: a WARNING in the log and an `alert` notice."""
+    out_port = free_port()
+    with appliance(tmp_path, minutes_site(out_port)) as app:
+        carrier = subprocess.Popen(
+            app._sipp_argv(
+                "agent_answer.xml",
+                out_port,
+                *("-mi", "127.0.0.1", "-mp", str(free_port_block(40)), "-m", "40"),
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=app.root,
+        )
+        app.sipp_procs.append(carrier)
+        # 30 calls at once, ~2.7 s each: ~80 s out, past 1 minute.
+        callers = app._sipp_argv(
+            "caller.xml",
+            app.trunk_port,
+            *("-s", "4001234567", "-key", "caller_number", "13800138000"),
+            *("-mi", "127.0.0.1", "-mp", str(free_port_block(40))),
+            *("-m", "30", "-l", "30", "-r", "30", app.sip),
+        )
+        subprocess.run(callers, capture_output=True, timeout=90, cwd=app.root)
+        answered_out = [r for r in app.records() if r["answered_kind"] == "tel"]
+        assert len(answered_out) == 30, app.records()
+        talked = sum(int(r["talk_seconds"]) for r in answered_out)  # type: ignore[call-overload]
+        assert talked >= 60, talked
+        deadline = time.monotonic() + 10
+        while "ALERT tenant acme" not in app.kamailio_log():
+            assert time.monotonic() < deadline, "no alert in Kamailio's log"
+            time.sleep(0.2)
+        before = uac_transactions(app)
+        refused = app.call("4001234567")
+        assert refused.result not in ("RESULT 200", "RESULT none"), refused
+        assert uac_transactions(app) == before, "a call went out past the ceiling"
+        notices = notices_of(app)
+        assert [(n["kind"], n["channel"], n["to"]) for n in notices] == [
+            ("alert", "email", "owner@acme.example.cn")
+        ], notices
+        assert "1 分钟" in str(notices[0]["body"])
+        worker_log = (app.settings.paths.run_dir / "worker.log").read_text(errors="replace")
+        assert "ALERT tenant acme" in worker_log
+
+
+def notices_of(app: Appliance, timeout: float = 10) -> list[dict[str, object]]:
+    db = app.settings.paths.data_dir / "linebox.sqlite"
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = [dict(r) for r in conn.execute("SELECT * FROM notice WHERE kind = 'alert'")]
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
