@@ -8,7 +8,7 @@ VENV := .venv
 STAMPS := $(VENV)/.stamps
 
 APT_PACKAGES := kamailio kamailio-python3-modules kamailio-extra-modules kamailio-sqlite-modules \
-	kamailio-json-modules kamailio-utils-modules rtpengine-daemon \
+	kamailio-json-modules kamailio-utils-modules kamailio-tls-modules rtpengine-daemon \
 	sip-tester sox libsox-fmt-mp3 espeak-ng python3-venv python3-dev tcpdump
 TEST_APT_PACKAGES := redis-server
 # tests/image: build the .deb, a Debian root filesystem, boot it in a container

@@ -75,7 +75,7 @@ def kamailio_db_url(url: str) -> str:
 def kamailio_service(settings: Settings) -> Service:
     run = settings.paths.run_dir
     sip = settings.sip
-    defines = {
+    defines: dict[str, str | None] = {
         "LISTEN": f"udp:{sip.address}:{sip.port}",
         "LISTEN_TCP": f"tcp:{sip.address}:{sip.port}",
         "CTL_SOCKET": f'"unix:{run}/kamailio_ctl"',
@@ -88,11 +88,16 @@ def kamailio_service(settings: Settings) -> Service:
         "DB_URL": f'"{kamailio_db_url(settings.database_url)}"',
         "DTMF_LISTEN": f"udp:127.0.0.1:{settings.media.dtmf_port}",
     }
+    if sip.tls:
+        defines["WITH_TLS"] = None
+        defines["TLS_LISTEN"] = f"tls:{sip.address}:{sip.tls_port}"
+        defines["TLS_CERTIFICATE"] = f'"{sip.tls_certificate.absolute()}"'
+        defines["TLS_KEY"] = f'"{sip.tls_key.absolute()}"'
     argv = [KAMAILIO_BIN, "-DD", "-E", "-f", str(kamailio_dir() / "kamailio.cfg")]
     argv += ["-Y", str(run), "-P", str(run / "kamailio.pid"), "-w", str(run)]
     argv += ["-m", str(sip.shm_mb), "-M", str(sip.pkg_mb)]
     for name, value in defines.items():
-        argv += ["-A", f"{name}={value}"]
+        argv += ["-A", name if value is None else f"{name}={value}"]
     return Service(
         name="kamailio",
         argv=argv,

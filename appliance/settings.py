@@ -88,6 +88,19 @@ class SipSettings:
     """Kamailio shared memory, MiB: transactions and dialogs live here."""
     pkg_mb: int = 16
     """Kamailio private memory per process, MiB (the embedded Python needs room)."""
+    tls_port: int = 5061
+    """The SIP over TLS port, on `address`; 0 turns SIP over TLS off. It is
+    on only when the certificate and its key exist."""
+    tls_certificate: Path = Path("/etc/linebox/tls/linebox.crt")
+    """The certificate (PEM) SIP over TLS presents: the self-signed one made
+    at first boot, or a real one put in its place."""
+    tls_key: Path = Path("/etc/linebox/tls/linebox.key")
+    """The certificate's private key (PEM)."""
+
+    @property
+    def tls(self) -> bool:
+        """Is SIP over TLS on (a port, and a certificate with its key)?"""
+        return bool(self.tls_port) and self.tls_certificate.is_file() and self.tls_key.is_file()
 
 
 @dataclass(frozen=True)
