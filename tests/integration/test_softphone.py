@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import socket
 import struct
 import subprocess
@@ -71,6 +72,8 @@ MENU_HZ = 600
 MENU_SECONDS = 2.0
 CALLER_HZ = 1000
 """What the softphone's microphone says (never the menu's tone)."""
+AGENT_HZ = 1400
+"""What the agent's softphone says."""
 
 
 def tone(path: Path, hz: int, seconds: float) -> None:
@@ -82,11 +85,12 @@ def tone(path: Path, hz: int, seconds: float) -> None:
 
 
 class Baresip:
-    """One baresip process with its own configuration directory, listening
-    for SIP on `sip_port` (UDP, 127.0.0.1) and for commands on a ctrl_tcp
-    port. Commands and events are netstring-framed JSON."""
+    """One baresip process with its own configuration directory and one
+    `account` (a line of baresip's accounts file), listening for SIP on
+    `sip_port` (UDP, 127.0.0.1) and for commands on a ctrl_tcp port.
+    Commands and events are netstring-framed JSON."""
 
-    def __init__(self, home: Path, sip_port: int, user: str, speak: Path) -> None:
+    def __init__(self, home: Path, sip_port: int, account: str, speak: Path) -> None:
         self.home = home
         self.dumps = home / "heard"
         self.dumps.mkdir(parents=True)
@@ -120,10 +124,7 @@ class Baresip:
                 ]
             )
         )
-        # No registration: a carrier's trunk is trusted by its address.
-        (home / "accounts").write_text(
-            f"<sip:{user}@127.0.0.1>;regint=0;answermode=manual;audio_codecs=PCMA\n"
-        )
+        (home / "accounts").write_text(f"{account};answermode=manual;audio_codecs=PCMA\n")
         (home / "contacts").write_text("")
         self.log = open(home / "baresip.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -203,6 +204,15 @@ class Baresip:
             if self._read(deadline) is None:
                 raise AssertionError(f"no {kind} in {timeout} s: {self.events}\n{self.output()}")
 
+    def wait_registered(self, timeout: float) -> None:
+        """Until the account's registration is answered 200 (its REGISTER_OK
+        event may come before the control connection): `reginfo` says "OK",
+        coloured (`\\x1b[32mOK \\x1b[;m`), instead of "zzz"."""
+        deadline = time.monotonic() + timeout
+        while not re.search(r"(\s|m)OK\s", status := self.command("reginfo")["data"]):
+            assert time.monotonic() < deadline, f"not registered: {status!r}"
+            time.sleep(0.2)
+
     def heard(self) -> list[Path]:
         """The WAVs of what baresip decoded from the network, in order: one
         per start of the audio stream (the early media, then the answer)."""
@@ -222,11 +232,21 @@ class Baresip:
 
 
 @contextlib.contextmanager
-def softphone(app: Appliance, user: str, speak: Path) -> Iterator[Baresip]:
+def softphone(app: Appliance, user: str, speak: Path, password: str = "") -> Iterator[Baresip]:
+    """A carrier's caller on the trunk's address and port (no registration:
+    the trunk is trusted by its address), or with `password` a phone that
+    registers as extension `user`."""
     # `make test` installs it; without it this is a setup error, not a skip.
     assert Path(BARESIP).exists(), "baresip is missing: run the tests with `make test`"
-    phone = Baresip(app.root / f"baresip-{user}", app.trunk_port, user, speak)
+    home = app.root / f"baresip-{user}"
+    if password:
+        account = f"<sip:{user}@{app.sip}>;auth_pass={password};regint=300"
+        phone = Baresip(home, free_port(), account, speak)
+    else:
+        phone = Baresip(home, app.trunk_port, f"<sip:{user}@127.0.0.1>;regint=0", speak)
     try:
+        if password:
+            phone.wait_registered(timeout=10)
         yield phone
     finally:
         phone.close()
@@ -332,3 +352,50 @@ def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> N
     speech = agent_heard[second // 2 : second + second // 2]
     assert tone_share(speech, CALLER_HZ) > 0.8, tone_share(speech, CALLER_HZ)
     assert tone_share(speech, MENU_HZ) < 0.05
+
+
+def test_two_baresips_talk_through_the_menu_and_a_re_invite(linebox: Appliance) -> None:
+    """Both ends real: the carrier's caller walks the menu, extension 1002 is
+    a baresip that registers with its digest password and answers; each hears
+    the other, also after the caller's re-INVITE, and the caller's BYE ends
+    both."""
+    caller_says, agent_says = linebox.root / "caller.wav", linebox.root / "agent.wav"
+    tone(caller_says, CALLER_HZ, 60)
+    tone(agent_says, AGENT_HZ, 60)
+    with (
+        softphone(linebox, "1002", agent_says, password="ext-1002-secret") as agent,
+        softphone(linebox, "13800138000", caller_says) as caller,
+    ):
+        caller.command("dial", f"sip:4001234567@{linebox.sip}")
+        call_id = caller.wait_event("CALL_PROGRESS", timeout=10)["id"]
+        time.sleep(MENU_SECONDS + 0.5)
+        caller.command("sndcode", "2")
+        agent.wait_event("CALL_INCOMING", timeout=10)
+        agent.command("accept")
+        caller.wait_event("CALL_ESTABLISHED", timeout=10)
+        agent.wait_event("CALL_ESTABLISHED", timeout=10)
+        time.sleep(2)
+        caller.command("reinvite")
+        time.sleep(3)  # talking after the re-INVITE
+        assert not [e for e in caller.events + agent.events if e.get("type") == "CALL_CLOSED"]
+        caller.command("hangup")
+        caller.wait_event("CALL_CLOSED", timeout=10)
+        agent.wait_event("CALL_CLOSED", timeout=10)
+        caller_heard = samples(caller.heard()[-1])
+        agent_heard = samples(agent.heard()[-1])
+
+    record = linebox.record(call_id)
+    assert (record["status"], record["answered_by"]) == ("answered", "1002"), record
+    second = 8000
+    for heard, wanted, unwanted in (
+        (caller_heard, AGENT_HZ, CALLER_HZ),
+        (agent_heard, CALLER_HZ, AGENT_HZ),
+    ):
+        # The whole conversation, the last second included (after the re-INVITE).
+        assert len(heard) >= 4 * second, len(heard) / second
+        for start in (second, len(heard) - second):
+            window = heard[start : start + second // 2]
+            assert tone_share(window, wanted) > 0.8, (wanted, start, tone_share(window, wanted))
+            assert tone_share(window, unwanted) < 0.05
+            assert tone_share(window, MENU_HZ) < 0.05
+    assert call_id not in linebox.ng().list_calls()
