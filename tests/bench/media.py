@@ -52,6 +52,8 @@ TALK_S = 23.4
 RELAYED_RTP = 12 + 240
 """The UDP payload of a relayed g711a.pcap packet (30 ms of PCMA); the
 ringback rtpengine plays is 20 ms packets (12 + 160)."""
+PACKETS_PER_CALL = 3 * 236
+"""What each side of a call sends: g711a.pcap's 236 packets, three times."""
 LOSS_LIMIT = 0.01
 PORTS_PER_CALL = 4
 """rtpengine's media ports per call: RTP and RTCP on each side."""
@@ -111,7 +113,6 @@ class Traffic:
     agent_sent: int = 0
     caller_got: int = 0
     ringback: int = 0
-    capture_dropped: int = 0
 
     @property
     def loss_to_agents(self) -> float:
@@ -133,6 +134,13 @@ class Level:
     completed: int = 0
     failed: int = 0
     traffic: Traffic = field(default_factory=Traffic)
+    """The whole run, set-up and hang-up included."""
+    steady: Traffic = field(default_factory=Traffic)
+    """While every call of the level was up (the CPU window)."""
+    capture_dropped: int = 0
+    socket_drops: int = 0
+    """Datagrams the kernel dropped at rtpengine's sockets (full receive
+    buffers), read from /proc/net/udp at the end of the steady window."""
     cpu: dict[str, float] = field(default_factory=dict)
     """Percent of one core during the load, per component."""
     answered: int = 0
@@ -142,19 +150,36 @@ class Level:
     """From the last BYE to the last recording linked to its record."""
 
     @property
+    def generator_sent(self) -> float:
+        """How much of the audio the sipps should have sent they did send:
+        below 99 % the load generator, not the relay, is out of CPU."""
+        expected = 2 * PACKETS_PER_CALL * self.completed
+        sent = self.traffic.caller_sent + self.traffic.agent_sent
+        return sent / expected if expected else 0.0
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.failed or self.completed != self.calls:
+            found.append(f"{self.calls - self.completed} calls not completed")
+        if self.steady.loss >= LOSS_LIMIT:
+            found.append("loss")
+        if self.capture_dropped:
+            found.append("capture incomplete")
+        if self.generator_sent < 0.99:
+            found.append(f"generator sent only {100 * self.generator_sent:.1f} %")
+        if self.path == "recorded" and not self.recorded == self.answered == self.completed:
+            found.append(f"{self.completed - self.recorded} recordings missing or failed")
+        return found
+
+    @property
     def clean(self) -> bool:
-        return (
-            self.failed == 0
-            and self.completed == self.calls
-            and self.traffic.loss < LOSS_LIMIT
-            and self.traffic.capture_dropped == 0
-            and (self.path != "recorded" or self.recorded == self.answered == self.completed)
-        )
+        return not self.problems()
 
 
 # ------------------------------------------------------------ processes
-def agent_sipp(app: Appliance, root: Path, extension: str) -> subprocess.Popen[bytes]:
-    """A phone answering any number of calls for `extension`, registered."""
+def agent_sipp(app: Appliance, root: Path, extension: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """A phone answering any number of calls for `extension`, registered;
+    (its media port, the sipp)."""
     port, media = free_port(), free_port()
     argv = [
         "sipp",
@@ -180,7 +205,7 @@ def agent_sipp(app: Appliance, root: Path, extension: str) -> subprocess.Popen[b
     time.sleep(0.3)
     reg = app.register(extension, f"bench-{extension}-secret", contact_port=port, expires=3600)
     assert reg.result == "RESULT 200", reg
-    return proc
+    return media, proc
 
 
 def place_calls(
@@ -277,19 +302,26 @@ def capture(root: Path, tag: str, port_min: int, port_max: int) -> Iterator[Path
 
 
 def count(
-    pcap: Path, caller_port: int, agent_ports: set[int], port_min: int, port_max: int
-) -> Traffic:
-    """Count the RTP packets of a capture on lo (Ethernet link type)."""
-    traffic = Traffic()
+    pcap: Path,
+    caller_port: int,
+    agent_ports: set[int],
+    ports: tuple[int, int],
+    window: tuple[float, float],
+) -> tuple[Traffic, Traffic]:
+    """Count the RTP packets of a capture on lo (Ethernet link type): over the
+    whole capture and within `window` (Unix times)."""
+    port_min, port_max = ports
+    whole, steady = Traffic(), Traffic()
     data = pcap.read_bytes()
     if len(data) < 24:
-        return traffic
+        return whole, steady
     little = data[:4] == b"\xd4\xc3\xb2\xa1"
     record = struct.Struct("<IIII" if little else ">IIII")
     udp = struct.Struct("!HHH")
     pos = 24
     while pos + 16 <= len(data):
-        _, _, length, _ = record.unpack_from(data, pos)
+        seconds, micros, length, _ = record.unpack_from(data, pos)
+        at = seconds + micros / 1e6
         frame = pos + 16
         pos = frame + length
         if length < 42 or data[frame + 12 : frame + 14] != b"\x08\x00":
@@ -301,18 +333,30 @@ def count(
         payload = size - 8
         relay_source = port_min <= source <= port_max
         relay_dest = port_min <= dest <= port_max
-        if relay_dest and source == caller_port:
-            traffic.caller_sent += 1
-        elif relay_dest and source in agent_ports:
-            traffic.agent_sent += 1
-        elif relay_source and dest in agent_ports:
-            traffic.agent_got += 1
-        elif relay_source and dest == caller_port:
-            if payload == RELAYED_RTP:
-                traffic.caller_got += 1
-            else:
-                traffic.ringback += 1
-    return traffic
+        for traffic in (whole, steady) if window[0] <= at <= window[1] else (whole,):
+            if relay_dest and source == caller_port:
+                traffic.caller_sent += 1
+            elif relay_dest and source in agent_ports:
+                traffic.agent_sent += 1
+            elif relay_source and dest in agent_ports:
+                traffic.agent_got += 1
+            elif relay_source and dest == caller_port:
+                if payload == RELAYED_RTP:
+                    traffic.caller_got += 1
+                else:
+                    traffic.ringback += 1
+    return whole, steady
+
+
+def socket_drops(port_min: int, port_max: int) -> int:
+    """The kernel's drop counts of the UDP sockets bound in the port range."""
+    drops = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        if port_min <= port <= port_max:
+            drops += int(fields[-1])
+    return drops
 
 
 def tcpdump_dropped(root: Path, tag: str) -> int:
@@ -436,16 +480,20 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
         others = {"sipp": [*sipp_pids, caller.pid], "tcpdump": tcpdump_pids}
         # The load window: from the last call's answer to the first hang-up.
         time.sleep(RAMP_S + RING_S)
-        started = time.monotonic()
+        started, window_start = time.monotonic(), time.time()
         before = cpu_sample(app, others)
         time.sleep(TALK_S - RAMP_S - 1)
         level.cpu = cpu_percent(before, cpu_sample(app, others), time.monotonic() - started)
+        window = (window_start, time.time())
+        level.socket_drops = socket_drops(media.port_min, media.port_max)
         level.cpu["machine"] = level.cpu["machine"] / (os.cpu_count() or 1)
         caller.wait(RAMP_S + TALK_S + 120)
         time.sleep(1)  # the last packets reach the capture
     level.completed, level.failed = sipp_counts(root / f"{tag}.csv", calls)
-    level.traffic = count(pcap, caller_port, set(agents), media.port_min, media.port_max)
-    level.traffic.capture_dropped = tcpdump_dropped(root, tag)
+    level.traffic, level.steady = count(
+        pcap, caller_port, set(agents), (media.port_min, media.port_max), window
+    )
+    level.capture_dropped = tcpdump_dropped(root, tag)
     pcap.unlink()
     check_recordings(app, level, tag, timeout=60 + calls * 0.5)
     return level
@@ -470,25 +518,27 @@ def _cmdline(pid: int) -> str:
 
 # ------------------------------------------------------------ the run
 def describe(level: Level) -> str:
-    t = level.traffic
-    cpu = level.cpu
+    t, w, cpu = level.traffic, level.steady, level.cpu
     recordings = (
-        f", recordings {level.recorded}/{level.answered} in {level.recordings_after_s:.0f} s"
+        f"; recordings {level.recorded}/{level.answered} ({level.recordings_after_s:.0f} s)"
         if level.path == "recorded"
         else ""
     )
-    errors = f" errors {level.recording_errors}" if level.recording_errors else ""
+    errors = f" errors {level.recording_errors[:3]}" if level.recording_errors else ""
+    verdict = "clean" if level.clean else "NOT clean: " + ", ".join(level.problems())
     return (
         f"  {level.path:8} {level.calls:4} calls: "
         f"{level.completed} completed, {level.failed} failed; "
-        f"RTP to agents {t.agent_got}/{t.caller_sent} (loss {100 * t.loss_to_agents:.2f} %), "
-        f"to callers {t.caller_got}/{t.agent_sent} (loss {100 * t.loss_to_callers:.2f} %), "
-        f"ringback {t.ringback}, capture dropped {t.capture_dropped}{recordings}{errors}; "
+        f"steady loss to agents {100 * w.loss_to_agents:.2f} % ({w.agent_got}/{w.caller_sent}), "
+        f"to callers {100 * w.loss_to_callers:.2f} % ({w.caller_got}/{w.agent_sent}); "
+        f"whole run {100 * t.loss_to_agents:.2f} % / {100 * t.loss_to_callers:.2f} %, "
+        f"generator sent {100 * level.generator_sent:.1f} %, ringback packets {t.ringback}, "
+        f"rtpengine socket drops {level.socket_drops}, "
+        f"capture dropped {level.capture_dropped}{recordings}{errors}; "
         f"CPU % of a core: rtpengine {cpu.get('rtpengine', 0):.0f}, "
         f"kamailio {cpu.get('kamailio', 0):.0f}, worker {cpu.get('worker', 0):.0f}, "
         f"sipp {cpu.get('sipp', 0):.0f}, tcpdump {cpu.get('tcpdump', 0):.0f}, "
-        f"machine {cpu.get('machine', 0):.0f} % of all cores"
-        f" -> {'clean' if level.clean else 'NOT clean'}"
+        f"machine {cpu.get('machine', 0):.0f} % of both cores -> {verdict}"
     )
 
 
@@ -534,8 +584,7 @@ def run(levels: list[int], paths: tuple[str, ...] = ("recorded", "plain")) -> li
             agents: dict[int, int] = {}
             for i in range(AGENTS):
                 extension = str(2001 + i)
-                proc = agent_sipp(app, root, extension)
-                media_port = int(proc.args[proc.args.index("-mp") + 1])  # type: ignore[union-attr]
+                media_port, proc = agent_sipp(app, root, extension)
                 agents[media_port] = proc.pid
             for calls in levels:
                 level_results = []
