@@ -5,7 +5,9 @@ answered by the agent the key names.
 
 baresip has no sound card here: it speaks a WAV file (aufile), plays into
 ALSA's null device, and its sndfile filter writes what it decoded from the
-network to a WAV that the test analyses."""
+network to a WAV that the test analyses. A second baresip registers as the
+agent's extension with the settings the portal's provisioning aid shows, and
+answers: two real phones talk, also after a re-INVITE."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import pytest
 
 from tests.integration.harness import Appliance, appliance, free_port, free_port_block
 from tests.integration.test_media import capture
+from web.domain.extensions import provisioning
 
 pytestmark = pytest.mark.integration
 
@@ -235,12 +238,14 @@ class Baresip:
 def softphone(app: Appliance, user: str, speak: Path, password: str = "") -> Iterator[Baresip]:
     """A carrier's caller on the trunk's address and port (no registration:
     the trunk is trusted by its address), or with `password` a phone that
-    registers as extension `user`."""
+    registers as extension `user`, set up from what the portal's extension
+    page tells a person (the URI its QR code holds)."""
     # `make test` installs it; without it this is a setup error, not a skip.
     assert Path(BARESIP).exists(), "baresip is missing: run the tests with `make test`"
     home = app.root / f"baresip-{user}"
     if password:
-        account = f"<sip:{user}@{app.sip}>;auth_pass={password};regint=300"
+        told = provisioning.phone_settings(app.settings, user, browsed_host="127.0.0.1")
+        account = f"<{provisioning.sip_uri(told)}>;auth_pass={password};regint=300"
         phone = Baresip(home, free_port(), account, speak)
     else:
         phone = Baresip(home, app.trunk_port, f"<sip:{user}@127.0.0.1>;regint=0", speak)
