@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.integration.harness import Appliance, appliance, free_port, free_port_block
@@ -235,16 +236,20 @@ class Baresip:
 
 
 @contextlib.contextmanager
-def softphone(app: Appliance, user: str, speak: Path, password: str = "") -> Iterator[Baresip]:
+def softphone(
+    app: Appliance, user: str, speak: Path, password: str = "", transport: str = "udp"
+) -> Iterator[Baresip]:
     """A carrier's caller on the trunk's address and port (no registration:
     the trunk is trusted by its address), or with `password` a phone that
     registers as extension `user`, set up from what the portal's extension
-    page tells a person (the URI its QR code holds)."""
+    page tells a person (the URI its QR code holds), over `transport`."""
     # `make test` installs it; without it this is a setup error, not a skip.
     assert Path(BARESIP).exists(), "baresip is missing: run the tests with `make test`"
     home = app.root / f"baresip-{user}"
     if password:
         told = provisioning.phone_settings(app.settings, user, browsed_host="127.0.0.1")
+        assert transport in told.transports, told
+        told = msgspec.structs.replace(told, transports=[transport])
         account = f"<{provisioning.sip_uri(told)}>;auth_pass={password};regint=300"
         phone = Baresip(home, free_port(), account, speak)
     else:
@@ -359,16 +364,19 @@ def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> N
     assert tone_share(speech, MENU_HZ) < 0.05
 
 
-def test_two_baresips_talk_through_the_menu_and_a_re_invite(linebox: Appliance) -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_two_baresips_talk_through_the_menu_and_a_re_invite(
+    linebox: Appliance, transport: str
+) -> None:
     """Both ends real: the carrier's caller walks the menu, extension 1002 is
-    a baresip that registers with its digest password and answers; each hears
-    the other, also after the caller's re-INVITE, and the caller's BYE ends
-    both."""
+    a baresip that registers with its digest password (over UDP or TCP) and
+    answers; each hears the other, also after the caller's re-INVITE, and the
+    caller's BYE ends both."""
     caller_says, agent_says = linebox.root / "caller.wav", linebox.root / "agent.wav"
     tone(caller_says, CALLER_HZ, 60)
     tone(agent_says, AGENT_HZ, 60)
     with (
-        softphone(linebox, "1002", agent_says, password="ext-1002-secret") as agent,
+        softphone(linebox, "1002", agent_says, "ext-1002-secret", transport) as agent,
         softphone(linebox, "13800138000", caller_says) as caller,
     ):
         caller.command("dial", f"sip:4001234567@{linebox.sip}")
