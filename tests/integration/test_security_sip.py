@@ -592,7 +592,8 @@ def minutes_site(out_port: int) -> str:
     site = site.replace('to = "group:sales"', f'to = "tel:{MOBILE}"', 1)
     return site.replace(
         'name = "艾克米贸易有限公司"\n',
-        'name = "艾克米贸易有限公司"\n\n[tenants.outbound]\nmax_calls = 40\nmax_minutes_per_hour = 1\n\n'
+        'name = "艾克米贸易有限公司"\n\n'
+        "[tenants.outbound]\nmax_calls = 40\nmax_minutes_per_hour = 1\n\n"
         '[tenants.notify]\nemail = "owner@acme.example.cn"\n',
     )
 

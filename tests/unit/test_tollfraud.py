@@ -81,7 +81,7 @@ def test_crossing_the_ceiling_alerts_the_tenant_and_the_operator_once(
     ).run_sync()
     ids = asyncio.run(tollfraud.alert("acme", HOUR, 61, 60))
     assert len(ids) == 3
-    notices = Notice.select().order_by(Notice.id).run_sync()
+    notices = Notice.select().order_by(Notice._meta.primary_key).run_sync()
     assert [(n["kind"], n["channel"], n["to"], n["tenant"]) for n in notices] == [
         ("alert", "sms", "13900000000", acme),
         ("alert", "email", "owner@acme.example.cn", acme),
