@@ -7,7 +7,9 @@ baresip has no sound card here: it speaks a WAV file (aufile), plays into
 ALSA's null device, and its sndfile filter writes what it decoded from the
 network to a WAV that the test analyses. A second baresip registers as the
 agent's extension with the settings the portal's provisioning aid shows, and
-answers: two real phones talk, also after a re-INVITE."""
+answers: two real phones talk, also after a re-INVITE and a hold and resume
+(keys on baresip's `cons` console: baresip 1.0's hold has no long command for
+ctrl_tcp)."""
 
 from __future__ import annotations
 
@@ -99,7 +101,9 @@ class Baresip:
         self.dumps = home / "heard"
         self.dumps.mkdir(parents=True)
         self.ctrl_port = free_port()
+        self.cons_port = free_port()
         rtp = free_port_block(10)
+        self.rtp_ports = (rtp, rtp + 9)
         (home / "config").write_text(
             "\n".join(
                 [
@@ -123,6 +127,8 @@ class Baresip:
                     "module_app account.so",
                     "module_app menu.so",
                     "module_app ctrl_tcp.so",
+                    "module cons.so",
+                    f"cons_listen 127.0.0.1:{self.cons_port}",
                     f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
                     "",
                 ]
@@ -156,9 +162,12 @@ class Baresip:
                     ) from err
                 time.sleep(0.1)
 
-    def output(self) -> str:
+    def log_text(self) -> str:
         self.log.flush()
-        return (self.home / "baresip.log").read_text(errors="replace")[-4000:]
+        return (self.home / "baresip.log").read_text(errors="replace")
+
+    def output(self) -> str:
+        return self.log_text()[-4000:]
 
     def _read(self, deadline: float) -> dict[str, Any] | None:
         """The next message, or None when the deadline passes first."""
@@ -207,6 +216,12 @@ class Baresip:
             seen = len(self.events)
             if self._read(deadline) is None:
                 raise AssertionError(f"no {kind} in {timeout} s: {self.events}\n{self.output()}")
+
+    def keys(self, keys: str) -> None:
+        """Press keys on the phone's console (commands with a key only)."""
+        with socket.create_connection(("127.0.0.1", self.cons_port), timeout=2) as console:
+            console.sendall(keys.encode())
+            time.sleep(0.3)
 
     def wait_registered(self, timeout: float) -> None:
         """Until the account's registration is answered 200 (its REGISTER_OK
@@ -364,21 +379,46 @@ def test_baresip_hears_the_menu_keys_2_and_reaches_1002(linebox: Appliance) -> N
     assert tone_share(speech, MENU_HZ) < 0.05
 
 
+@contextlib.contextmanager
+def received(app: Appliance, phone: Baresip) -> Iterator[Path]:
+    """A capture of the UDP that reaches the phone's RTP ports (what it was
+    sent, whatever it does with it)."""
+    first, last = phone.rtp_ports
+    pcap = app.root / f"received-{phone.home.name}.pcap"
+    tcpdump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-n", "-U", "-w", str(pcap),
+         "udp", "and", "dst", "portrange", f"{first}-{last}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(0.5)
+    try:
+        yield pcap
+    finally:
+        tcpdump.terminate()
+        tcpdump.wait(5)
+
+
+@pytest.mark.slow  # about 20 s each with the appliance's start
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_two_baresips_talk_through_the_menu_and_a_re_invite(
+def test_two_baresips_talk_through_the_menu_a_re_invite_and_hold(
     linebox: Appliance, transport: str
 ) -> None:
     """Both ends real: the carrier's caller walks the menu, extension 1002 is
     a baresip that registers with its digest password (over UDP or TCP) and
-    answers; each hears the other, also after the caller's re-INVITE, and the
+    answers; each hears the other, also after the caller's re-INVITE and a
+    hold and resume (re-INVITEs with sendonly, then sendrecv), and the
     caller's BYE ends both."""
     caller_says, agent_says = linebox.root / "caller.wav", linebox.root / "agent.wav"
     tone(caller_says, CALLER_HZ, 60)
     tone(agent_says, AGENT_HZ, 60)
-    with (
-        softphone(linebox, "1002", agent_says, "ext-1002-secret", transport) as agent,
-        softphone(linebox, "13800138000", caller_says) as caller,
-    ):
+    with contextlib.ExitStack() as stack:
+        agent = stack.enter_context(
+            softphone(linebox, "1002", agent_says, "ext-1002-secret", transport)
+        )
+        caller = stack.enter_context(softphone(linebox, "13800138000", caller_says))
+        to_caller = stack.enter_context(received(linebox, caller))
+        to_agent = stack.enter_context(received(linebox, agent))
         caller.command("dial", f"sip:4001234567@{linebox.sip}")
         call_id = caller.wait_event("CALL_PROGRESS", timeout=10)["id"]
         time.sleep(MENU_SECONDS + 0.5)
@@ -389,26 +429,34 @@ def test_two_baresips_talk_through_the_menu_and_a_re_invite(
         agent.wait_event("CALL_ESTABLISHED", timeout=10)
         time.sleep(2)
         caller.command("reinvite")
-        time.sleep(3)  # talking after the re-INVITE
+        time.sleep(1)
+        caller.keys("x")  # hold
+        time.sleep(1.5)
+        caller.keys("X")  # resume
+        time.sleep(3)
         assert not [e for e in caller.events + agent.events if e.get("type") == "CALL_CLOSED"]
         caller.command("hangup")
         caller.wait_event("CALL_CLOSED", timeout=10)
         agent.wait_event("CALL_CLOSED", timeout=10)
-        caller_heard = samples(caller.heard()[-1])
-        agent_heard = samples(agent.heard()[-1])
+        re_invites = agent.log_text().count("got re-INVITE")
 
     record = linebox.record(call_id)
     assert (record["status"], record["answered_by"]) == ("answered", "1002"), record
+    assert re_invites == 3, "the re-INVITE, the hold and the resume reach the agent"
     second = 8000
+    caller_heard = received_pcma(to_caller, linebox.root / "caller-heard.wav")
+    agent_heard = received_pcma(to_agent, linebox.root / "agent-heard.wav")
+    # The caller: the menu in early media first, the agent at the end (after
+    # the resume).
+    assert tone_share(caller_heard[second // 4 : second], MENU_HZ) > 0.8
     for heard, wanted, unwanted in (
         (caller_heard, AGENT_HZ, CALLER_HZ),
         (agent_heard, CALLER_HZ, AGENT_HZ),
     ):
-        # The whole conversation, the last second included (after the re-INVITE).
-        assert len(heard) >= 4 * second, len(heard) / second
-        for start in (second, len(heard) - second):
-            window = heard[start : start + second // 2]
-            assert tone_share(window, wanted) > 0.8, (wanted, start, tone_share(window, wanted))
-            assert tone_share(window, unwanted) < 0.05
-            assert tone_share(window, MENU_HZ) < 0.05
+        assert len(heard) >= 5 * second, len(heard) / second
+        window = heard[-second - second // 2 : -second // 2]
+        assert tone_share(window, wanted) > 0.8, (wanted, tone_share(window, wanted))
+        assert tone_share(window, unwanted) < 0.05
+        assert tone_share(window, MENU_HZ) < 0.05
+    assert tone_share(agent_heard[second // 2 : second], CALLER_HZ) > 0.8
     assert call_id not in linebox.ng().list_calls()
