@@ -333,10 +333,29 @@ def test_the_advertised_address_is_what_phones_are_told(
         "server": "203.0.113.7",
         "port": 5070,
         "transports": ["udp", "tcp"],
+        "tls_port": 0,
         "user": "1001",
         "realm": "linebox.local",
     }
     assert "secret" not in phone.text
+
+
+def test_sip_over_tls_is_offered_when_the_appliance_has_its_certificate(
+    app: tuple[Settings, TestClient], tmp_path: Path
+) -> None:
+    certificate, key = tmp_path / "linebox.crt", tmp_path / "linebox.key"
+    sip = dataclasses.replace(app[0].sip, tls_certificate=certificate, tls_key=key)
+    without = provisioning.phone_settings(dataclasses.replace(app[0], sip=sip), "1001", "x")
+    certificate.write_text("PEM")
+    key.write_text("PEM")
+    with_tls = provisioning.phone_settings(dataclasses.replace(app[0], sip=sip), "1001", "x")
+
+    assert (without.transports, without.tls_port) == (["udp", "tcp"], 0)
+    assert (with_tls.transports, with_tls.tls_port) == (["udp", "tcp", "tls"], 5061)
+    with TestClient(app=create_app(dataclasses.replace(app[0], sip=sip))) as client:
+        page = Session(client, "owner@acme.example").get("/extensions/1001").text
+    assert "UDP / TCP / TLS" in page
+    assert "data-tls-port>5061<" in page
 
 
 def test_an_appliance_on_every_address_is_named_as_the_portal_was_browsed(

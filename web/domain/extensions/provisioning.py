@@ -15,7 +15,8 @@ from markupsafe import Markup
 
 from appliance.settings import Settings
 
-# Kamailio listens for SIP on UDP and TCP on the same port.
+# Kamailio listens for SIP on UDP and TCP on the same port, and on TLS on
+# its own port when the appliance has a certificate.
 TRANSPORTS = ("udp", "tcp")
 _UNSPECIFIED = {"", "0.0.0.0", "::", "[::]"}
 
@@ -26,8 +27,11 @@ class PhoneSettings(msgspec.Struct, kw_only=True):
     server: str
     """The appliance's SIP address (registrar and outbound proxy)."""
     port: int
+    """The port for UDP and TCP."""
     transports: list[str]
     """Any of these works; UDP is what most phones start with."""
+    tls_port: int
+    """The port for SIP over TLS (`tls` in `transports`); 0 when it is off."""
     user: str
     """User name and authentication name alike: the extension number."""
     realm: str
@@ -45,7 +49,8 @@ def phone_settings(settings: Settings, number: str, browsed_host: str) -> PhoneS
     return PhoneSettings(
         server=server,
         port=sip.port,
-        transports=list(TRANSPORTS),
+        transports=[*TRANSPORTS, "tls"] if sip.tls else list(TRANSPORTS),
+        tls_port=sip.tls_port if sip.tls else 0,
         user=number,
         realm=sip.domain,
     )
