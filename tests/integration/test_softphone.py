@@ -147,7 +147,11 @@ class Baresip:
         self.events: list[dict[str, Any]] = []
         self._buffer = b""
         self._token = 0
-        self.sock = self._connect()
+        try:
+            self.sock = self._connect()
+        except BaseException:
+            self._stop()
+            raise
 
     def _connect(self) -> socket.socket:
         deadline = time.monotonic() + 10
@@ -240,6 +244,9 @@ class Baresip:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
+        self._stop()
+
+    def _stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
