@@ -2,17 +2,21 @@
 prompt and `record = true` against a plain relay (a hotline of the same
 appliance without either), same machine, same run, same sipp.
 
-    python -m tests.bench.media [--levels 50,100,200,...] [--ring 4]
+    python -m tests.bench.media [--levels 50,100,200,...] [--only recorded|plain]
 
 At each level N, one sipp on the trunk places N calls at N/8 calls/s and
 keeps them all up (each call rings 4 s, then both sides send G.711 for
-23 s: /usr/share/sip-tester/g711a.pcap three times, 30 ms packets). A group
+22 s: /usr/share/sip-tester/g711a.pcap three times, 30 ms packets). A group
 of sipp agents answers them. tcpdump on lo counts every RTP packet in and out
 of rtpengine's port range: what the callers and agents sent against what
-reached the other side. A level is clean when neither direction loses 1 % or
-more, every call completes and, on the recorded hotline, every answered call
-has its recording converted by the worker (`recording` set, no
-`recording_error`). Stepping stops at the first level that is not clean.
+reached the other side, over the whole run. A level is clean when
+- neither direction loses 1 % or more;
+- the sipps sent at least 99 % of their audio (below that the load
+  generator, not linebox, ran out of CPU);
+- every call completes;
+- on the recorded hotline, every answered call has its recording converted
+  by the worker (`recording` set, no `recording_error`).
+Stepping stops at the first level where the first path is not clean.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sqlite3
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,7 +52,7 @@ RAMP_S = 8
 """Every level reaches its full number of calls in this long."""
 RING_S = 4
 """How long each call rings (media_uas.xml): the caller hears the ringback."""
-TALK_S = 23.4
+TALK_S = 22.2
 """From the caller's ACK to its BYE (media_uac.xml)."""
 RELAYED_RTP = 12 + 240
 """The UDP payload of a relayed g711a.pcap packet (30 ms of PCMA); the
@@ -55,8 +60,11 @@ ringback rtpengine plays is 20 ms packets (12 + 160)."""
 PACKETS_PER_CALL = 3 * 236
 """What each side of a call sends: g711a.pcap's 236 packets, three times."""
 LOSS_LIMIT = 0.01
-PORTS_PER_CALL = 4
-"""rtpengine's media ports per call: RTP and RTCP on each side."""
+PORTS_PER_CALL = 8
+"""The media port range the benchmark gives rtpengine, per call of the
+largest level: a call holds 4 (RTP and RTCP on each side), the rest is
+headroom so the range is never what limits a level (`ports` in the output
+says how many were in use at the peak)."""
 
 SITE = """
 [[trunks]]
@@ -134,10 +142,14 @@ class Level:
     completed: int = 0
     failed: int = 0
     traffic: Traffic = field(default_factory=Traffic)
-    """The whole run, set-up and hang-up included."""
+    """The whole run, set-up and hang-up included: what judges the level."""
     steady: Traffic = field(default_factory=Traffic)
-    """While every call of the level was up (the CPU window)."""
+    """While every call of the level was up (the CPU window). Packets still
+    queued in rtpengine cross the window's edges, so this is exact only to
+    within the relay's delay: a few tenths of a percent either way."""
     capture_dropped: int = 0
+    sockets: int = 0
+    """The most media ports in use at once (sampled every 0.5 s)."""
     socket_drops: int = 0
     """Datagrams the kernel dropped at rtpengine's sockets (full receive
     buffers), read from /proc/net/udp at the end of the steady window."""
@@ -161,8 +173,8 @@ class Level:
         found = []
         if self.failed or self.completed != self.calls:
             found.append(f"{self.calls - self.completed} calls not completed")
-        if self.steady.loss >= LOSS_LIMIT:
-            found.append("loss")
+        if self.traffic.loss >= LOSS_LIMIT:
+            found.append(f"{100 * self.traffic.loss:.2f} % loss")
         if self.capture_dropped:
             found.append("capture incomplete")
         if self.generator_sent < 0.99:
@@ -348,15 +360,17 @@ def count(
     return whole, steady
 
 
-def socket_drops(port_min: int, port_max: int) -> int:
-    """The kernel's drop counts of the UDP sockets bound in the port range."""
-    drops = 0
+def relay_sockets(port_min: int, port_max: int) -> tuple[int, int]:
+    """The UDP sockets bound in the port range: (how many, the sum of the
+    kernel's drop counts)."""
+    sockets = drops = 0
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         port = int(fields[1].rsplit(":", 1)[1], 16)
         if port_min <= port <= port_max:
+            sockets += 1
             drops += int(fields[-1])
-    return drops
+    return sockets, drops
 
 
 def tcpdump_dropped(root: Path, tag: str) -> int:
@@ -368,6 +382,28 @@ def tcpdump_dropped(root: Path, tag: str) -> int:
         if "dropped by" in line:
             dropped += int(line.split()[0])
     return dropped
+
+
+class PeakPorts:
+    """While in its `with`: the most sockets bound in the port range at once."""
+
+    def __init__(self, port_min: int, port_max: int) -> None:
+        self.ports = (port_min, port_max)
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            self.most = max(self.most, relay_sockets(*self.ports)[0])
+
+    def __enter__(self) -> PeakPorts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # ------------------------------------------------------------ CPU
@@ -472,7 +508,8 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
     tag = f"{path}-{calls}"
     media = app.settings.media
     wait_drained(app)
-    with capture(root, tag, media.port_min, media.port_max) as pcap:
+    peak = PeakPorts(media.port_min, media.port_max)
+    with capture(root, tag, media.port_min, media.port_max) as pcap, peak:
         sipp_pids = list(agents.values())
         number = RECORDED if path == "recorded" else PLAIN
         caller_port, _, caller = place_calls(app, root, number, calls, tag)
@@ -485,16 +522,18 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
         time.sleep(TALK_S - RAMP_S - 1)
         level.cpu = cpu_percent(before, cpu_sample(app, others), time.monotonic() - started)
         window = (window_start, time.time())
-        level.socket_drops = socket_drops(media.port_min, media.port_max)
+        level.socket_drops = relay_sockets(media.port_min, media.port_max)[1]
         level.cpu["machine"] = level.cpu["machine"] / (os.cpu_count() or 1)
         caller.wait(RAMP_S + TALK_S + 120)
         time.sleep(1)  # the last packets reach the capture
+    level.sockets = peak.most
     level.completed, level.failed = sipp_counts(root / f"{tag}.csv", calls)
     level.traffic, level.steady = count(
         pcap, caller_port, set(agents), (media.port_min, media.port_max), window
     )
     level.capture_dropped = tcpdump_dropped(root, tag)
-    pcap.unlink()
+    if not KEEP:
+        pcap.unlink()
     check_recordings(app, level, tag, timeout=60 + calls * 0.5)
     return level
 
@@ -529,11 +568,12 @@ def describe(level: Level) -> str:
     return (
         f"  {level.path:8} {level.calls:4} calls: "
         f"{level.completed} completed, {level.failed} failed; "
-        f"steady loss to agents {100 * w.loss_to_agents:.2f} % ({w.agent_got}/{w.caller_sent}), "
-        f"to callers {100 * w.loss_to_callers:.2f} % ({w.caller_got}/{w.agent_sent}); "
-        f"whole run {100 * t.loss_to_agents:.2f} % / {100 * t.loss_to_callers:.2f} %, "
+        f"loss to agents {100 * t.loss_to_agents:.2f} % ({t.agent_got}/{t.caller_sent}), "
+        f"to callers {100 * t.loss_to_callers:.2f} % ({t.caller_got}/{t.agent_sent}); "
+        f"all calls up: {100 * w.loss_to_agents:.2f} % / {100 * w.loss_to_callers:.2f} %; "
         f"generator sent {100 * level.generator_sent:.1f} %, ringback packets {t.ringback}, "
-        f"rtpengine socket drops {level.socket_drops}, "
+        f"media ports at the peak {level.sockets} ({level.sockets / level.calls:.1f} a call), "
+        f"socket drops {level.socket_drops}, "
         f"capture dropped {level.capture_dropped}{recordings}{errors}; "
         f"CPU % of a core: rtpengine {cpu.get('rtpengine', 0):.0f}, "
         f"kamailio {cpu.get('kamailio', 0):.0f}, worker {cpu.get('worker', 0):.0f}, "
@@ -566,10 +606,23 @@ def welcome(path: Path) -> None:
     )
 
 
+KEEP = False
+"""Keep the captures and the appliance's logs (`--keep`): the run's
+directory is printed and left behind."""
+
+
 def run(levels: list[int], paths: tuple[str, ...] = ("recorded", "plain")) -> list[Level]:
     results: list[Level] = []
-    ports = PORTS_PER_CALL * max(levels) + 200
-    with tempfile.TemporaryDirectory(prefix="linebox-bench-media-") as tmp:
+    ports = PORTS_PER_CALL * max(levels) + 400
+    prefix = "linebox-bench-media-"
+    directory = (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix=prefix))
+        if KEEP
+        else tempfile.TemporaryDirectory(prefix=prefix)
+    )
+    with directory as tmp:
+        if KEEP:
+            print(f"  keeping {tmp}", flush=True)
         root = Path(tmp)
         (root / "linebox").mkdir()
         welcome(root / "linebox" / "welcome.wav")
@@ -613,6 +666,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only", choices=("recorded", "plain"), help="run one path instead of both"
     )
+    parser.add_argument("--keep", action="store_true", help="keep captures and logs")
     args = parser.parse_args(argv)
     try:
         levels = [int(v) for v in args.levels.split(",")]
@@ -625,6 +679,8 @@ def main(argv: list[str] | None = None) -> None:
         "concurrent calls with media (ringback + recording vs plain relay), "
         f"{RAMP_S} s ramp, {TALK_S:.0f} s of G.711 each way per call:"
     )
+    global KEEP
+    KEEP = args.keep
     results = run(levels, paths)
     summary = ", ".join(f"{path} {clean_max(results, path)}" for path in paths)
     print(f"largest clean level (< 1 % loss, every call completed and recorded): {summary}")
