@@ -48,6 +48,7 @@ from appliance.routing.decide import (
     decide_destination,
 )
 from appliance.routing.plan import GroupPlan, Plan, PlanFile
+from appliance.sip import bans
 from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
 from appliance.worker.journal import Journal
@@ -108,6 +109,29 @@ class CallState(msgspec.Struct):
     branches: list[Target] = []
     """The destination of each tm branch, by branch index: a reply's
     $T_branch_idx says who answered, however many phones ring at once."""
+    all_busy: bool = True
+    """Every destination rung so far answered busy (a queue's condition)."""
+    queue_wait: int = 0
+    """Seconds the caller may wait in the group's queue (0: no queue)."""
+    queue_music: str = ""
+    queue_key: str = ""
+    """`tenant:group:name`: callers of one queue are served in turn."""
+    queue_ring: list[Target] = []
+    """The group's members, rung again each time the caller's turn comes."""
+    queued_at: float = 0.0
+    ticket: int = 0
+
+
+class QueuedCall(msgspec.Struct):
+    """A caller waiting in a group's queue (htable `ivr`, key
+    `queue:<Call-ID>`): the INVITE is suspended in its failure route while
+    music plays; `trying` while the members ring again for it."""
+
+    index: int
+    label: int
+    key: str
+    ticket: int
+    trying: bool = False
 
 
 class CallFacts(msgspec.Struct, omit_defaults=True):
@@ -193,6 +217,9 @@ _facts_dec = msgspec.json.Decoder(CallFacts)
 _held_dec = msgspec.json.Decoder(HeldCall)
 _dtmf_dec = msgspec.json.Decoder(dict[str, object])
 _survey_dec = msgspec.json.Decoder(Survey)
+_queued_dec = msgspec.json.Decoder(QueuedCall)
+QUEUE_RETRY = 3
+"""Seconds between two tries of the members for the caller first in line."""
 SURVEY_WAIT = 8
 """Seconds a caller has to score once the survey question has played."""
 
@@ -303,6 +330,7 @@ class Linebox:
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
             self.cancel_held(KSR.pv.get("$ci"))
+            self.cancel_queued(KSR.pv.get("$ci"))
             return OK
         if KSR.siputils.has_totag() > 0:
             return self.route_in_dialog()
@@ -353,6 +381,30 @@ class Linebox:
         return ""
 
     # ------------------------------------------------------------ defences
+    @guarded
+    def ksr_received(self, msg, *_event) -> int:  # type: ignore[no-untyped-def]
+        """Every message before Kamailio parses it: a banned source's are
+        dropped unread, so its junk is neither parsed nor logged."""
+        if KSR.htable.sht_inc("counters", "bans:restored") == 1:
+            self.restore_bans()
+        if KSR.htable.sht_get("bans", KSR.pv.get("$rcv(srcip)")) is not None:
+            KSR.set_drop()
+        return OK
+
+    def restore_bans(self) -> None:
+        """The bans still in force when Kamailio stopped, back in the table."""
+        path, now = self.settings.paths.bans_file, time.time()
+        try:
+            in_force = bans.load(path, now)
+            bans.rewrite(path, in_force)
+        except OSError as exc:
+            log.error("could not restore the bans from %s: %s", path, exc)
+            return
+        for address, until in in_force.items():
+            KSR.htable.sht_setxi("bans", address, 1, max(1, int(until - now)))
+        if in_force:
+            log.warning("%d bans restored from %s", len(in_force), path)
+
     def trusted(self) -> Trusted:
         plan = self.plans.current()
         if self._trusted is None or self._trusted[0] != plan.version:
@@ -376,8 +428,13 @@ class Linebox:
         """No answer to `source` for `ban_seconds`; logged once per ban, so a
         flood of junk cannot flood the log."""
         if KSR.htable.sht_get("bans", source) is None:
-            log.warning("banning %s for %d s: %s", source, self.settings.security.ban_seconds, why)
-            KSR.htable.sht_setxi("bans", source, 1, self.settings.security.ban_seconds)
+            seconds = self.settings.security.ban_seconds
+            log.warning("banning %s for %d s: %s", source, seconds, why)
+            KSR.htable.sht_setxi("bans", source, 1, seconds)
+            try:
+                bans.record(self.settings.paths.bans_file, source, time.time() + seconds)
+            except OSError as exc:
+                log.error("could not record the ban of %s: %s", source, exc)
 
     def route_register(self) -> int:
         plan = self.plans.current()
@@ -479,10 +536,13 @@ class Linebox:
             strategy=decision.strategy,
             record=decision.record,
         )
-        if decision.ringback and has_sdp:
-            facts.early_tag, facts.early_sdp = self.play_ringback(
-                call_id, caller_tag, decision.ringback
-            )
+        # A group with a queue needs the caller's media in hand (early media)
+        # to play the music later: it rings with the stock ring tone.
+        ringback = decision.ringback or (
+            self.stock_prompt("ring-tone") if decision.queue_wait else ""
+        )
+        if ringback and has_sdp:
+            facts.early_tag, facts.early_sdp = self.play_ringback(call_id, caller_tag, ringback)
         KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         self.emit(event)
         self.ring(plan, decision)
@@ -494,6 +554,10 @@ class Linebox:
         menu) has tm's blind branch of t_suspend as its branch 0."""
         state = CallState(
             branches=[Target("held")] if held else [],
+            queue_wait=decision.queue_wait,
+            queue_music=decision.queue_music,
+            queue_key=f"{decision.tenant}:{decision.target}",
+            queue_ring=list(decision.ring) if decision.queue_wait else [],
             ring=list(decision.ring),
             busy=list(decision.busy),
             no_answer=list(decision.no_answer),
@@ -714,11 +778,23 @@ class Linebox:
         self.end_failed_call(487, "caller hung up in the menu")
         KSR.tmx.t_continue(held.index, held.label, "ksr_ivr_continue")
 
+    def cancel_queued(self, call_id: str) -> None:
+        """The caller hung up while waiting in a queue (not while its members
+        ring again: tm's CANCEL reaches them and the failure route ends it)."""
+        with held_lock(call_id):
+            raw = KSR.htable.sht_get("ivr", f"queue:{call_id}")
+            if not raw or _queued_dec.decode(raw).trying:
+                return
+            queued = _queued_dec.decode(raw)
+        self.end_failed_call(487, "caller hung up in the queue")
+        KSR.tmx.t_continue(queued.index, queued.label, "ksr_queue_continue")
+
     @guarded
     def ksr_dtmf(self, msg) -> int:  # type: ignore[no-untyped-def]
         """A datagram that is not SIP (nosip): rtpengine reporting a digit on
         the DTMF socket, or junk, dropped without a word."""
         if KSR.pv.get("$Rp") != self.settings.media.dtmf_port or KSR.pv.get("$si") != "127.0.0.1":
+            self.flooding(KSR.pv.get("$si"))  # junk counts like requests: a flood is banned
             return OK
         try:
             report = _dtmf_dec.decode(KSR.pv.get("$mb") or "")
@@ -756,6 +832,8 @@ class Linebox:
                 self.unblock(key.removeprefix("unblock:"), what)
             elif key.startswith("survey:"):
                 self.on_survey(key.removeprefix("survey:"), generation=int(what))
+            elif key.startswith("queue:"):
+                self.on_queue_timer(key.removeprefix("queue:"))
             elif key.startswith("vmlimit:"):
                 KSR.htable.sht_rm("ivrtimer", key)
                 self.cut_voicemail(key.removeprefix("vmlimit:"))
@@ -985,6 +1063,10 @@ class Linebox:
             return True
         tenant = plan.tenants.get(state.tenant)
         ceiling = tenant.max_outbound if tenant else 0
+        talked = KSR.htable.sht_get("outmin", f"{state.tenant}:{int(time.time()) // 3600}") or 0
+        if talked >= (tenant.max_outbound_minutes * 60 if tenant else 0):
+            log.info("tenant %s: minutes per hour used up, no call out", state.tenant)
+            return False
         if KSR.htable.sht_inc("outbound", state.tenant) > ceiling:
             KSR.htable.sht_dec("outbound", state.tenant)
             log.warning(
@@ -1001,6 +1083,29 @@ class Linebox:
             facts.outbound = True
             KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         return True
+
+    def add_outbound_time(self, tenant: str, seconds: float) -> None:
+        """Add a call's talk time to its tenant's minutes out this hour; crossing
+        the ceiling is an alert (the worker sends notices), once an hour."""
+        hour = int(time.time()) // 3600
+        key = f"{tenant}:{hour}"
+        KSR.htable.sht_lock("outmin", key)
+        try:
+            talked = (KSR.htable.sht_get("outmin", key) or 0) + max(0, round(seconds))
+            KSR.htable.sht_setxi("outmin", key, talked, 7200)
+        finally:
+            KSR.htable.sht_unlock("outmin", key)
+        plan_tenant = self.plans.current().tenants.get(tenant)
+        ceiling = plan_tenant.max_outbound_minutes if plan_tenant else 0
+        if talked >= ceiling * 60 and KSR.htable.sht_inc("once", f"outmin:{key}") == 1:
+            log.warning(
+                "ALERT tenant %s: %d minutes out through the trunk this hour (ceiling %d), "
+                "refusing more until the hour ends",
+                tenant,
+                talked // 60,
+                ceiling,
+            )
+            self.enqueue("outbound_minutes", tenant, hour, talked // 60, ceiling)
 
     @staticmethod
     def save_state(state: CallState) -> None:
@@ -1024,14 +1129,121 @@ class Linebox:
         code = KSR.pv.get("$T_reply_code") or 500
         state.last_code = code
         state.any_busy = state.any_busy or code in BUSY_CODES
+        state.all_busy = state.all_busy and code in BUSY_CODES
+        if state.queue_wait and not state.ring and state.phase == "ring" and state.all_busy:
+            if self.wait_in_queue(state):
+                return OK
+            state.queue_wait = 0  # the wait is over: the busy fallback takes over
         if code in NEXT_ON and self.relay_next(self.plans.current(), state):
             return OK
         # Nothing left: tm sends the caller the best reply it has.
         self.end_failed_call(486 if state.any_busy and code not in BUSY_CODES else code)
         return OK
 
+    # ------------------------------------------------------------ queue
+    def wait_in_queue(self, state: CallState) -> bool:
+        """Every member is busy: hold the caller with music (排队) and try the
+        members again when it is their turn, first come first served, until
+        the queue's wait is over. False when the caller cannot wait (no
+        early media to play music on, or the wait is over)."""
+        call_id = KSR.pv.get("$ci")
+        raw = KSR.htable.sht_get("calls", call_id)
+        facts = _facts_dec.decode(raw) if raw else None
+        if facts is None or not facts.early_tag:
+            return False
+        now = time.time()
+        first = not state.queued_at
+        if first:
+            state.queued_at = now
+            state.ticket = KSR.htable.sht_inc("counters", f"queue:{state.queue_key}")
+        elif now - state.queued_at >= state.queue_wait:
+            return False
+        if first:
+            music = state.queue_music or self.stock_prompt("hold-music")
+            self.play(call_id, facts.caller_tag, music, repeat=True)
+            log.info("call %s: every member is busy; waiting in the queue", call_id)
+        state.branches = [*state.branches, Target("held")]  # t_suspend's blind branch
+        self.save_state(state)
+        KSR.tm.t_set_fr(MAX_HOLD_MS, MAX_HOLD_MS)
+        if KSR.tmx.t_suspend() < 0:
+            log.error("call %s: cannot hold the call in the queue", call_id)
+            return False
+        queued = QueuedCall(
+            index=int(KSR.pv.get("$T(id_index)")),
+            label=int(KSR.pv.get("$T(id_label)")),
+            key=state.queue_key,
+            ticket=state.ticket,
+        )
+        KSR.htable.sht_sets("ivr", f"queue:{call_id}", msgspec.json.encode(queued).decode())
+        KSR.htable.sht_sets("ivrtimer", f"queue:{call_id}", f"{now + QUEUE_RETRY:.3f} 0")
+        return True
+
+    def on_queue_timer(self, call_id: str) -> None:
+        """A waiting caller's timer: try the members again if it is their
+        turn (or end the wait), else wait on."""
+        key = f"queue:{call_id}"
+        with held_lock(call_id):
+            raw = KSR.htable.sht_get("ivr", key)
+            if not raw:
+                return
+            queued = _queued_dec.decode(raw)
+            if not self.first_in_line(queued):
+                KSR.htable.sht_sets("ivrtimer", key, f"{time.time() + QUEUE_RETRY:.3f} 0")
+                return
+            queued.trying = True
+            KSR.htable.sht_sets("ivr", key, msgspec.json.encode(queued).decode())
+        if KSR.tmx.t_continue(queued.index, queued.label, "ksr_queue_continue") < 0:
+            log.error("call %s: the queued INVITE is gone", call_id)
+            KSR.htable.sht_rm("ivr", key)
+
+    @staticmethod
+    def first_in_line(queued: QueuedCall) -> bool:
+        """No caller of the same queue came earlier and still waits."""
+        earliest = queued.ticket
+        KSR.htable.sht_iterator_start("ivrq", "ivr")
+        try:
+            while KSR.htable.sht_iterator_next("ivrq") > 0:
+                if not str(KSR.pv.get("$shtitkey(ivrq)") or "").startswith("queue:"):
+                    continue
+                other = _queued_dec.decode(str(KSR.pv.get("$shtitval(ivrq)")))
+                if other.key == queued.key and other.ticket < earliest:
+                    earliest = other.ticket
+        finally:
+            KSR.htable.sht_iterator_end("ivrq")
+        return earliest == queued.ticket
+
+    @guarded
+    def ksr_queue_continue(self, msg) -> int:  # type: ignore[no-untyped-def]
+        """The caller's turn (in failure-route context): ring the members
+        again; when the wait is over, the busy fallback."""
+        state = self.load_state()
+        call_id = KSR.pv.get("$ci")
+        if state is None:
+            return OK
+        if KSR.tm.t_is_canceled() > 0:
+            self.end_failed_call(487, "caller hung up in the queue")
+            return OK
+        plan = self.plans.current()
+        if time.time() - state.queued_at < state.queue_wait:
+            state.ring, state.phase = list(state.queue_ring), "ring"
+            log.info("call %s: first in line; ringing the members again", call_id)
+            if self.relay_next(plan, state):
+                return OK
+            if self.wait_in_queue(state):  # nobody could be rung: wait on
+                return OK
+        log.info("call %s: the queue's wait is over", call_id)
+        KSR.htable.sht_rm("ivr", f"queue:{call_id}")
+        state.queue_wait, state.ring = 0, []
+        if self.relay_next(plan, state):
+            return OK
+        self.end_failed_call(486, "every member busy, the queue's wait is over")
+        KSR.tm.t_reply(486, "Busy Here")
+        return OK
+
     def end_failed_call(self, code: int, cause: str | None = None) -> None:
         call_id = KSR.pv.get("$ci")
+        KSR.htable.sht_rm("ivr", f"queue:{call_id}")
+        KSR.htable.sht_rm("ivrtimer", f"queue:{call_id}")
         KSR.rtpengine.rtpengine_delete(f"from-tag={KSR.pv.get('$ft')}")
         if KSR.htable.sht_inc("once", call_id + ":end") != 1:
             return
@@ -1132,6 +1344,7 @@ class Linebox:
         """The first 2xx of a call: who answered, their daily count, the
         caller's sticky memory, and the `answer` event. Returns who answered
         and their agent ID."""
+        KSR.htable.sht_rm("ivr", f"queue:{call_id}")
         state = self.load_state()
         index = KSR.pv.get("$T_branch_idx")
         target = None
@@ -1359,6 +1572,8 @@ class Linebox:
         facts = _facts_dec.decode(raw)
         if facts.outbound:
             KSR.htable.sht_dec("outbound", facts.tenant)
+            if facts.answered_at:
+                self.add_outbound_time(facts.tenant, time.time() - facts.answered_at)
         if facts.record:
             self.enqueue("convert_recording", call_id)
         by = "caller" if KSR.pv.get("$ft") == facts.caller_tag else "callee"

@@ -40,6 +40,9 @@ from appliance.tables import (
 
 log = logging.getLogger(__name__)
 
+DEFAULT_QUEUE_WAIT = 60
+"""Seconds a group's queue holds a caller when the site file names no `max_wait`."""
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(
     r"^(?P<days>[a-z]{3}(?:-[a-z]{3})?(?:,[a-z]{3}(?:-[a-z]{3})?)*)\s+"
@@ -122,18 +125,6 @@ async def compile_plan() -> Plan:
     suspended = {t["id"] for t in tenants if t["suspended"]}
     outbound = {t["slug"]: _json(t["outbound"]) or {} for t in tenants}
 
-    groups: dict[str, dict[str, GroupPlan]] = {t["slug"]: {} for t in tenants}
-    for g in await Group.select().order_by(Group.position):
-        groups[slug_of[g["tenant"]]][g["name"]] = GroupPlan(
-            name=g["name"],
-            strategy=g["strategy"],
-            ring_timeout=g["ring_timeout"],
-            members=tuple(_json(g["members"])),
-            announce_agent_id=g["announce_agent_id"],
-            survey=g["survey"],
-            sticky_days=g["sticky_days"],
-        )
-
     schedules: dict[str, dict[str, SchedulePlan]] = {t["slug"]: {} for t in tenants}
     for s in await Schedule.select().order_by(Schedule.position):
         ranges: list[ScheduleRange] = []
@@ -147,6 +138,22 @@ async def compile_plan() -> Plan:
     for p in await Prompt.select().order_by(Prompt.position):
         path = Path(p["file"]) if p["file"] else None
         prompts[slug_of[p["tenant"]]][p["name"]] = str(path) if path and path.is_file() else ""
+
+    groups: dict[str, dict[str, GroupPlan]] = {t["slug"]: {} for t in tenants}
+    for g in await Group.select().order_by(Group.position):
+        slug = slug_of[g["tenant"]]
+        queue = _json(g["queue"]) or {}
+        groups[slug][g["name"]] = GroupPlan(
+            name=g["name"],
+            strategy=g["strategy"],
+            ring_timeout=g["ring_timeout"],
+            members=tuple(_json(g["members"])),
+            announce_agent_id=g["announce_agent_id"],
+            survey=g["survey"],
+            sticky_days=g["sticky_days"],
+            queue_wait=int(queue.get("max_wait") or DEFAULT_QUEUE_WAIT) if queue else 0,
+            queue_music=prompts[slug].get(queue.get("music") or "", ""),
+        )
 
     menus: dict[str, dict[str, MenuPlan]] = {t["slug"]: {} for t in tenants}
     for m in await Menu.select().order_by(Menu.position):

@@ -88,6 +88,10 @@ class Decision(msgspec.Struct, frozen=True, omit_defaults=True):
     ringback: str = ""
     """The audio file played to the caller while destinations ring (企业彩铃);
     empty for the plain ring tone."""
+    queue_wait: int = 0
+    """Seconds the caller may wait with music when every member of the group
+    rung is busy (0: no queue)."""
+    queue_music: str = ""
     caller: str = ""
     """The caller in national form."""
     trace: tuple[str, ...] = ()
@@ -306,6 +310,7 @@ def _to_destination(
         )
 
     ring, strategy = _expand(tenant, destination, facts, SINGLE_DESTINATION_TIMEOUT, now)
+    group = tenant.groups.get(name) if kind == "group" else None
     if not ring:
         trace.append(f"{destination} has nothing to ring")
         return _reject(480, "Temporarily Unavailable", trace, common)
@@ -331,6 +336,8 @@ def _to_destination(
         no_answer=no_answer,
         record=hotline.record and not plan.recording_paused,
         ringback=tenant.prompts.get(hotline.ringback, "") if hotline.ringback else "",
+        queue_wait=group.queue_wait if group else 0,
+        queue_music=group.queue_music if group else "",
         trace=tuple(trace),
     )
 

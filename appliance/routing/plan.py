@@ -39,6 +39,11 @@ class GroupPlan(msgspec.Struct, frozen=True):
     survey: bool = False
     sticky_days: int = 30
     """How long a `sticky` group remembers who last answered a caller."""
+    queue_wait: int = 0
+    """Seconds callers wait with music when every member is busy, first come
+    first served, before the busy fallback (0: no queue)."""
+    queue_music: str = ""
+    """The audio file callers wait with ('' for the stock hold music)."""
 
 
 class MenuPlan(msgspec.Struct, frozen=True):

@@ -356,6 +356,9 @@ def make_settings(root: Path, overrides: dict[str, str] | None = None) -> settin
         "LINEBOX_CONFIG": str(root / "no-config.toml"),
         "LINEBOX_DATA_DIR": str(root / "data"),
         "LINEBOX_SIP_PORT": str(free_port()),
+        # A machine where first boot made a certificate would give every
+        # test appliance the same TLS port: each gets its own.
+        "LINEBOX_SIP_TLS_PORT": str(free_port()),
         "LINEBOX_SIP_CHILDREN": "2",
         "LINEBOX_SIP_SHM_MB": "64",
         "LINEBOX_MEDIA_NG_PORT": str(free_port()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from appliance.media import stock
 from appliance.routing.ivr import wav_seconds
-from tests.integration.harness import Appliance, appliance, free_port_block
+from tests.integration.harness import Appliance, SippResult, appliance, free_port_block
 from tests.integration.test_ivr import call_keying
 
 pytestmark = pytest.mark.integration
@@ -360,3 +361,80 @@ number = "4001000009"
         assert record["status"] == "voicemail"
         assert 2 <= int(str(record["talk_seconds"])) <= 6, record
         assert result.call_id not in app.ng().list_calls()
+
+
+QUEUE_SITE = """
+[[trunks]]
+name = "carrier"
+host = "{trunk}"
+dids = ["4001000004", "4001000005"]
+
+[[tenants]]
+slug = "acme"
+name = "Acme"
+
+[[tenants.extensions]]
+number = "1003"
+password = "ext-1003-secret"
+
+[[tenants.groups]]
+name = "service"
+members = ["ext:1003"]
+ring_timeout = 10
+queue = { max_wait = 20 }
+
+[[tenants.groups]]
+name = "short"
+members = ["ext:1003"]
+ring_timeout = 10
+queue = { max_wait = 4 }
+
+[[tenants.hotlines]]
+number = "4001000004"
+  [[tenants.hotlines.routes]]
+  to = "group:service"
+
+[[tenants.hotlines]]
+number = "4001000005"
+  [[tenants.hotlines.routes]]
+  to = "group:short"
+  [tenants.hotlines.fallback]
+  busy = ["voicemail"]
+"""
+
+
+def test_a_caller_waits_in_the_queue_until_the_agent_is_free(tmp_path: Path) -> None:
+    with appliance(tmp_path, QUEUE_SITE) as app:
+        busy = app.agent("1003", "ext-1003-secret", scenario="agent_busy.xml")
+        outcome: list[SippResult] = []
+        caller = threading.Thread(
+            target=lambda: outcome.append(call_keying(app, "4001000004", "", talk_ms=1000))
+        )
+        started = time.monotonic()
+        caller.start()
+        deadline = time.monotonic() + 10
+        while not busy.events():
+            assert time.monotonic() < deadline, "the agent was never rung"
+            time.sleep(0.1)
+        # The agent was busy: the caller waits with music. Two seconds later
+        # the agent is free (a phone that answers registers for 1003).
+        time.sleep(2)
+        free = app.agent("1003", "ext-1003-secret")
+        caller.join(40)
+        assert outcome and outcome[0].result == "RESULT 200", outcome
+        (_, rung_again), *_ = free.events()
+        assert rung_again - busy.events()[0][1] >= 2
+        record = app.record(outcome[0].call_id)
+        assert (record["status"], record["answered_by"]) == ("answered", "1003")
+        assert time.monotonic() - started < 30
+
+
+def test_the_queue_gives_up_after_max_wait_to_the_busy_fallback(tmp_path: Path) -> None:
+    with appliance(tmp_path, QUEUE_SITE) as app:
+        app.agent("1003", "ext-1003-secret", scenario="agent_busy.xml", calls=5)
+        started = time.monotonic()
+        result = call_keying(app, "4001000005", "", talk_ms=1000)
+        waited = time.monotonic() - started
+        assert result.result == "RESULT 200", result.output
+        assert app.record(result.call_id)["status"] == "voicemail"
+        assert 4 <= waited < 15, waited
