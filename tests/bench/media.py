@@ -36,13 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.harness import (
-    Appliance,
-    appliance,
-    free_port,
-    free_port_block,
-    pids_under,
-)
+from tests.integration.harness import Appliance, appliance, free_port, pids_under
 
 HERE = Path(__file__).parent
 SCENARIOS = HERE / "scenarios"
@@ -360,14 +354,15 @@ def count(
     return whole, steady
 
 
-def relay_sockets(port_min: int, port_max: int) -> tuple[int, int]:
-    """The UDP sockets bound in the port range: (how many, the sum of the
-    kernel's drop counts)."""
+def relay_sockets(port_min: int, port_max: int, sipps: set[int]) -> tuple[int, int]:
+    """The UDP sockets bound in the port range, but for the sipps' media
+    ports (picked as free ports, they may fall in it): (how many, the sum of
+    the kernel's drop counts)."""
     sockets = drops = 0
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         port = int(fields[1].rsplit(":", 1)[1], 16)
-        if port_min <= port <= port_max:
+        if port_min <= port <= port_max and port not in sipps:
             sockets += 1
             drops += int(fields[-1])
     return sockets, drops
@@ -387,15 +382,16 @@ def tcpdump_dropped(root: Path, tag: str) -> int:
 class PeakPorts:
     """While in its `with`: the most sockets bound in the port range at once."""
 
-    def __init__(self, port_min: int, port_max: int) -> None:
+    def __init__(self, port_min: int, port_max: int, sipps: set[int]) -> None:
         self.ports = (port_min, port_max)
+        self.sipps = sipps
         self.most = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
-            self.most = max(self.most, relay_sockets(*self.ports)[0])
+            self.most = max(self.most, relay_sockets(*self.ports, self.sipps)[0])
 
     def __enter__(self) -> PeakPorts:
         self._thread.start()
@@ -508,11 +504,13 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
     tag = f"{path}-{calls}"
     media = app.settings.media
     wait_drained(app)
-    peak = PeakPorts(media.port_min, media.port_max)
+    sipps = set(agents)  # the caller's media port is added once chosen
+    peak = PeakPorts(media.port_min, media.port_max, sipps)
     with capture(root, tag, media.port_min, media.port_max) as pcap, peak:
         sipp_pids = list(agents.values())
         number = RECORDED if path == "recorded" else PLAIN
         caller_port, _, caller = place_calls(app, root, number, calls, tag)
+        sipps.add(caller_port)
         tcpdump_pids = [p for p in pids_by_name("tcpdump") if str(pcap) in _cmdline(p)]
         others = {"sipp": [*sipp_pids, caller.pid], "tcpdump": tcpdump_pids}
         # The load window: from the last call's answer to the first hang-up.
@@ -522,7 +520,7 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
         time.sleep(TALK_S - RAMP_S - 1)
         level.cpu = cpu_percent(before, cpu_sample(app, others), time.monotonic() - started)
         window = (window_start, time.time())
-        level.socket_drops = relay_sockets(media.port_min, media.port_max)[1]
+        level.socket_drops = relay_sockets(media.port_min, media.port_max, sipps)[1]
         level.cpu["machine"] = level.cpu["machine"] / (os.cpu_count() or 1)
         caller.wait(RAMP_S + TALK_S + 120)
         time.sleep(1)  # the last packets reach the capture
@@ -534,7 +532,7 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
     level.capture_dropped = tcpdump_dropped(root, tag)
     if not KEEP:
         pcap.unlink()
-    check_recordings(app, level, tag, timeout=60 + calls * 0.5)
+    check_recordings(app, level, tag, timeout=30 + calls * 0.1)
     return level
 
 
@@ -606,14 +604,42 @@ def welcome(path: Path) -> None:
     )
 
 
+def media_block(size: int) -> int:
+    """The first of `size` free UDP ports below Linux's ephemeral ports
+    (32768 on), as the appliance's 30000–30999: other processes' sockets do
+    not land in the range during the run and take rtpengine's ports."""
+    import random
+    import socket
+
+    for _ in range(200):
+        base = random.randrange(10000, 32768 - size, 2)
+        socks = []
+        try:
+            for port in range(base, base + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {size} free UDP ports below 32768")
+
+
 KEEP = False
 """Keep the captures and the appliance's logs (`--keep`): the run's
 directory is printed and left behind."""
 
 
-def run(levels: list[int], paths: tuple[str, ...] = ("recorded", "plain")) -> list[Level]:
+def run(
+    levels: list[int], paths: tuple[str, ...] = ("recorded", "plain"), ports: int = 0
+) -> list[Level]:
+    """Step through `levels` on each path; rtpengine gets `ports` media ports
+    (by default enough that they never limit a level)."""
     results: list[Level] = []
-    ports = PORTS_PER_CALL * max(levels) + 400
+    ports = ports or PORTS_PER_CALL * max(levels) + 400
     prefix = "linebox-bench-media-"
     directory = (
         contextlib.nullcontext(tempfile.mkdtemp(prefix=prefix))
@@ -626,7 +652,7 @@ def run(levels: list[int], paths: tuple[str, ...] = ("recorded", "plain")) -> li
         root = Path(tmp)
         (root / "linebox").mkdir()
         welcome(root / "linebox" / "welcome.wav")
-        base = free_port_block(ports)
+        base = media_block(ports)
         sized = {
             "LINEBOX_SIP_CHILDREN": "4",
             "LINEBOX_SIP_SHM_MB": "256",
@@ -667,6 +693,12 @@ def main(argv: list[str] | None = None) -> None:
         "--only", choices=("recorded", "plain"), help="run one path instead of both"
     )
     parser.add_argument("--keep", action="store_true", help="keep captures and logs")
+    parser.add_argument(
+        "--ports",
+        type=int,
+        default=0,
+        help="rtpengine's media port range size (the appliance's default is 1000)",
+    )
     args = parser.parse_args(argv)
     try:
         levels = [int(v) for v in args.levels.split(",")]
@@ -674,6 +706,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--levels must be numbers separated by commas, not {args.levels!r}")
     if not levels or min(levels) < 1:
         parser.error("--levels must be positive")
+    if args.ports and not 100 <= args.ports <= 20000:
+        parser.error("--ports must be between 100 and 20000")
+    if not args.ports and PORTS_PER_CALL * max(levels) + 400 > 20000:
+        parser.error("--levels above 2,450 calls need more ports than fit below 32768")
     paths = (args.only,) if args.only else ("recorded", "plain")
     print(
         "concurrent calls with media (ringback + recording vs plain relay), "
@@ -681,7 +717,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     global KEEP
     KEEP = args.keep
-    results = run(levels, paths)
+    results = run(levels, paths, args.ports)
     summary = ", ".join(f"{path} {clean_max(results, path)}" for path in paths)
     print(f"largest clean level (< 1 % loss, every call completed and recorded): {summary}")
 
