@@ -93,6 +93,11 @@ def add_commands(subparsers: Any) -> None:
     sub.add_parser("dhcp", help="use DHCP (the default)")
     a = sub.add_parser("apply", help="the site file's [appliance.network]: static address or DHCP")
     a.add_argument("site", type=Path)
+    y = sub.add_parser(
+        "sync",
+        help="take up the address the web admin set (run as root by linebox-network-sync.path)",
+    )
+    y.add_argument("staged", type=Path, help="the file the web admin writes (absent: DHCP)")
     p.set_defaults(func=cmd_network)
 
 
@@ -223,15 +228,52 @@ def cmd_network(args: argparse.Namespace) -> int:
             {"address": args.address, "gateway": args.gateway, "dns": args.dns},
             where="linebox network static:",
         )
+    elif action == "sync":
+        return _sync_network(args.staged)
     else:
         static = network.site_network(args.site)
-    changed = network.apply_static(static)
+    target = network.networkd_file()
+    changed = network.apply_static(static, target)
     print(
         ("DHCP" if static is None else f"static address {static.address}")
         + ("" if changed else " (unchanged)")
     )
-    if changed:
+    if changed and target == network.NETWORKD_FILE:
         _restart_networkd()
+    return 0
+
+
+def _sync_network(staged_file: Path) -> int:
+    """Take up the address the web admin staged (run as root by
+    linebox-network-sync.path: the web service, user linebox, may not write
+    /etc). Its values are checked again and the file is written anew from
+    them, so the staged file can set nothing but an address. A change made
+    while this runs would not start it again: it looks once more at the end."""
+    from appliance.ops import network
+
+    def snapshot() -> str | None:
+        try:
+            return staged_file.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    target = network.networkd_file()
+    for _ in range(5):
+        seen = snapshot()
+        staged = network.read_static(staged_file)
+        static = None
+        if staged is not None:
+            static = network.parse_static(
+                {"address": staged.address, "gateway": staged.gateway, "dns": list(staged.dns)},
+                where=f"{staged_file}:",
+            )
+        changed = network.apply_static(static, target)
+        print(("DHCP" if static is None else f"static address {static.address}")
+              + ("" if changed else " (unchanged)"))  # fmt: skip
+        if changed and target == network.NETWORKD_FILE:
+            _restart_networkd()
+        if snapshot() == seen:
+            break
     return 0
 
 

@@ -19,6 +19,7 @@ UNITS = (
     "linebox-worker.service",
     "linebox-kamailio.service",
     "linebox-web.service",
+    "linebox-network-sync.path",
 )
 DEMO_SITE = "/opt/linebox/examples/demo-site.toml"
 DEMO_TRUNK_PORT = 5090  # the demo site's carrier is 127.0.0.1:5090
@@ -136,6 +137,32 @@ def _sipp(
     subprocess.run(argv, cwd=work, capture_output=True, timeout=60)
     found = re.findall(r"RESULT (?:SIP/2\.0 )?(\d{3})", log.read_text() if log.exists() else "")
     return f"RESULT {found[-1]}" if found else "RESULT none"
+
+
+def test_an_address_the_web_admin_stages_reaches_networkd(container: Container) -> None:
+    """The web service (user linebox) may not write /etc: what it stages in
+    the data directory, the root path unit takes up (and a removal is DHCP)."""
+    staged = "/var/lib/linebox/network/10-linebox.network"
+    live = "/etc/systemd/network/10-linebox.network"
+    text = "[Match]\nName=en* eth*\n\n[Network]\nAddress=192.0.2.10/24\n"
+    as_linebox = ("runuser", "-u", "linebox", "--")
+    wrote = container.run(*as_linebox, "sh", "-c", f"printf '{text}' > {staged}")
+    assert wrote.returncode == 0, wrote.stderr
+
+    def live_file() -> str:
+        return container.run("cat", live).stdout
+
+    journal = ("journalctl", "--no-pager", "-n", "30", "-u", "linebox-network-sync*")
+    deadline = time.monotonic() + 20
+    while "Address=192.0.2.10/24" not in live_file():
+        assert time.monotonic() < deadline, container.run(*journal).stdout
+        time.sleep(0.5)
+    # Back to DHCP at once, while the sync may still be running.
+    container.run(*as_linebox, "rm", staged, check=True)
+    deadline = time.monotonic() + 20
+    while live_file():
+        assert time.monotonic() < deadline, container.run(*journal).stdout
+        time.sleep(0.5)
 
 
 def test_upgrade_keeps_the_data_and_purge_removes_it(

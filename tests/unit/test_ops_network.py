@@ -127,3 +127,49 @@ def test_a_site_file_without_network_means_dhcp(tmp_path: Path) -> None:
 def test_bad_static_settings_say_what_to_fix(table: dict[str, object], complaint: str) -> None:
     with pytest.raises(network.NetworkError, match=complaint):
         network.parse_static(table)
+
+
+def test_sync_takes_up_the_address_the_web_admin_staged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.ops import cli
+
+    staged, live = (
+        tmp_path / "staged" / "10-linebox.network",
+        tmp_path / "etc" / "10-linebox.network",
+    )
+    monkeypatch.setenv("LINEBOX_NETWORKD_FILE", str(live))
+    network.apply_static(
+        network.parse_static(
+            {"address": "192.0.2.10/24", "gateway": "192.0.2.1", "dns": ["192.0.2.53"]}
+        ),
+        staged,
+    )
+    assert cli.run(["network", "sync", str(staged)]) == 0
+    taken = network.read_static(live)
+    assert taken is not None and (taken.address, taken.gateway, taken.dns) == (
+        "192.0.2.10/24",
+        "192.0.2.1",
+        ("192.0.2.53",),
+    )
+    # Lines the staged file should not have are not carried over: the file is
+    # written anew from the checked values.
+    staged.write_text(staged.read_text() + "\n[Network]\nIPForward=yes\n", "utf-8")
+    cli.run(["network", "sync", str(staged)])
+    assert "IPForward" not in live.read_text()
+    # The staged file gone: DHCP.
+    staged.unlink()
+    assert cli.run(["network", "sync", str(staged)]) == 0
+    assert not live.exists()
+
+
+def test_sync_refuses_a_staged_address_that_is_not_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.ops import cli
+
+    staged, live = tmp_path / "10-linebox.network", tmp_path / "live.network"
+    monkeypatch.setenv("LINEBOX_NETWORKD_FILE", str(live))
+    staged.write_text("[Match]\nName=en*\n[Network]\nAddress=not-an-address\n", "utf-8")
+    assert cli.run(["network", "sync", str(staged)]) == 2
+    assert not live.exists()
