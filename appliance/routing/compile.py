@@ -175,6 +175,7 @@ async def compile_plan() -> Plan:
             ha1=digest_ha1(e["number"], realm, e["sip_password"]),
             name=e["name"],
             agent_id=e["agent_id"],
+            ringback=prompts[slug_of[e["tenant"]]].get(e["ringback"], "") if e["ringback"] else "",
         )
         for e in await Extension.select().order_by(Extension.position)
     }

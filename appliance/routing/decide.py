@@ -136,6 +136,7 @@ def decide(plan: Plan, facts: Facts, now: dt.datetime, explain: bool = True) -> 
                 tenant=extension.tenant,
                 strategy="sequential",
                 ring=(Target("ext", called, SINGLE_DESTINATION_TIMEOUT, f"ext:{called}"),),
+                ringback=extension.ringback,
                 caller=facts.caller_extension,
                 trace=tuple(trace),
             )
@@ -335,11 +336,20 @@ def _to_destination(
         busy=busy,
         no_answer=no_answer,
         record=hotline.record and not plan.recording_paused,
-        ringback=tenant.prompts.get(hotline.ringback, "") if hotline.ringback else "",
+        ringback=_ringback(plan, tenant, hotline, kind, name),
         queue_wait=group.queue_wait if group else 0,
         queue_music=group.queue_music if group else "",
         trace=tuple(trace),
     )
+
+
+def _ringback(plan: Plan, tenant: TenantPlan, hotline: HotlinePlan, kind: str, name: str) -> str:
+    """What the caller hears while the destination rings: the hotline's
+    ringback, else that of the extension dialled, else the ring tone ('')."""
+    if hotline.ringback:
+        return tenant.prompts.get(hotline.ringback, "")
+    extension = plan.extensions.get(name) if kind == "ext" else None
+    return extension.ringback if extension and extension.tenant == hotline.tenant else ""
 
 
 def _order(group: GroupPlan, facts: Facts, now: dt.datetime) -> list[str]:

@@ -28,6 +28,9 @@ class ExtensionPlan(msgspec.Struct, frozen=True):
     """MD5(user:realm:password), what digest authentication needs."""
     name: str = ""
     agent_id: str = ""
+    ringback: str = ""
+    """The audio file callers hear while this extension rings, when it is
+    dialled (an extension's own 彩铃); '' for the hotline's or the ring tone."""
 
 
 class GroupPlan(msgspec.Struct, frozen=True):

@@ -252,3 +252,22 @@ def test_wav_seconds_reads_the_header(tmp_path: Path) -> None:
     assert wav_seconds(str(path)) == pytest.approx(1.5)
     assert wav_seconds("") == 0.0
     assert wav_seconds(str(tmp_path / "missing.wav")) == 0.0
+
+
+def test_an_extensions_own_ringback_plays_when_it_is_dialled() -> None:
+    plan = make_plan()
+    own = msgspec.structs.replace(plan.extensions["1002"], ringback="/prompts/1002.wav")
+    plan = msgspec.structs.replace(plan, extensions={**plan.extensions, "1002": own})
+    # An extension dialling 1002 hears 1002's ringback…
+    internal = decide(plan, Facts(called="1002", caller_extension="1001"), NOW)
+    assert (internal.action, internal.ringback) == (RING, "/prompts/1002.wav")
+    # …as does a hotline caller whose choice is 1002, when the hotline has none.
+    facts = Facts(called=HOTLINE, caller="13800138000", caller_extension="1001")
+    chosen = decide_destination(plan, facts, NOW, "ext:1002")
+    assert chosen.ringback == "/prompts/1002.wav"
+    assert decide_destination(plan, facts, NOW, "ext:1001").ringback == ""
+    # The hotline's own ringback comes first.
+    hotline = msgspec.structs.replace(plan.hotlines[HOTLINE], ringback="welcome")
+    tenant = msgspec.structs.replace(plan.tenants["acme"], prompts={"welcome": "/p/welcome.wav"})
+    plan = msgspec.structs.replace(plan, hotlines={HOTLINE: hotline}, tenants={"acme": tenant})
+    assert decide_destination(plan, facts, NOW, "ext:1002").ringback == "/p/welcome.wav"
