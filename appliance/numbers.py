@@ -76,6 +76,19 @@ def _split_description(description: str) -> tuple[str, str]:
     return "", ""
 
 
+_SHORT_OF = {full: short for short, full in _SHORT_PROVINCES.items()}
+
+
+def _short_name(name: str) -> str:
+    """浙江省 → 浙江, 杭州市 → 杭州, 广西壮族自治区 → 广西."""
+    if name in _SHORT_OF:
+        return _SHORT_OF[name]
+    for suffix in ("省", "市"):
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return name.removesuffix(suffix)
+    return name
+
+
 class Region(msgspec.Struct, frozen=True):
     province: str = ""
     city: str = ""
@@ -83,9 +96,17 @@ class Region(msgspec.Struct, frozen=True):
     """Fixed lines only: mobiles carry no area code in their number."""
     mobile: bool = False
 
+    def label(self) -> str:
+        """The region as an operator reads it: 浙江省/杭州市/0571."""
+        return "/".join(n for n in (self.province, self.city, self.area_code) if n)
+
     def names(self) -> tuple[str, ...]:
-        """Every name a region rule may use for this caller."""
-        return tuple(n for n in (self.province, self.city, self.area_code) if n)
+        """Every name a region rule may use for this caller: the full names
+        (浙江省, 杭州市), the area code, and the short names people write
+        (浙江, 杭州, 广西)."""
+        full = tuple(n for n in (self.province, self.city, self.area_code) if n)
+        short = tuple(_short_name(n) for n in (self.province, self.city) if n)
+        return full + tuple(n for n in short if n not in full)
 
 
 UNKNOWN = Region()

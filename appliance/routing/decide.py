@@ -217,7 +217,7 @@ def _route_hotline(
     if hotline.blocked_regions and not frozenset(facts.region.names()).isdisjoint(
         hotline.blocked_regions
     ):
-        trace.append(f"caller region {'/'.join(facts.region.names())} is blocked")
+        trace.append(f"caller region {facts.region.label()} is blocked")
         return _reject(486, "Busy Here", trace, common)
 
     if hotline.pin and not facts.pin_ok:
@@ -253,7 +253,7 @@ def _route_hotline(
                 if trace.explain:
                     trace.append(
                         f"route {index} skipped: caller region "
-                        f"{'/'.join(facts.region.names()) or 'unknown'} "
+                        f"{facts.region.label() or 'unknown'} "
                         f"is not in {', '.join(when.regions)}"
                     )
                 continue

@@ -56,7 +56,14 @@ def test_hangzhou_fixed_line_has_province_city_and_area_code() -> None:
     region = region_of("057188886666")
 
     assert region == Region(province="浙江省", city="杭州市", area_code="0571", mobile=False)
-    assert region.names() == ("浙江省", "杭州市", "0571")
+    assert region.names() == ("浙江省", "杭州市", "0571", "浙江", "杭州")
+
+
+def test_a_region_answers_to_the_short_names_people_write() -> None:
+    # Site files and the portal say 浙江, 广西, 北京: they must match too.
+    assert set(Region(province="广西壮族自治区", city="南宁市").names()) >= {"广西", "南宁"}
+    assert "北京" in region_of("13800138000").names()
+    assert Region(province="香港特别行政区", city="香港特别行政区").names()[-1] == "香港"
 
 
 def test_hangzhou_fixed_line_written_internationally_is_found_the_same() -> None:

@@ -179,7 +179,7 @@ async def simulate(principal: Principal, number: str, data: SimulateIn) -> Simul
         ring=_targets(d.ring),
         busy=_targets(d.busy),
         no_answer=_targets(d.no_answer),
-        caller_region=" ".join(region.names()),
+        caller_region=region.label().replace("/", " "),
         at=when.isoformat(timespec="minutes"),
         trace=list(d.trace),
     )
