@@ -115,6 +115,8 @@ class Traffic:
     agent_sent: int = 0
     caller_got: int = 0
     ringback: int = 0
+    stray: int = 0
+    """Packets between rtpengine and anything but the sipps' media ports."""
 
     @property
     def loss_to_agents(self) -> float:
@@ -351,6 +353,8 @@ def count(
                     traffic.caller_got += 1
                 else:
                     traffic.ringback += 1
+            else:
+                traffic.stray += 1
     return whole, steady
 
 
@@ -570,6 +574,7 @@ def describe(level: Level) -> str:
         f"to callers {100 * t.loss_to_callers:.2f} % ({t.caller_got}/{t.agent_sent}); "
         f"all calls up: {100 * w.loss_to_agents:.2f} % / {100 * w.loss_to_callers:.2f} %; "
         f"generator sent {100 * level.generator_sent:.1f} %, ringback packets {t.ringback}, "
+        f"stray packets {t.stray}, "
         f"media ports at the peak {level.sockets} ({level.sockets / level.calls:.1f} a call), "
         f"socket drops {level.socket_drops}, "
         f"capture dropped {level.capture_dropped}{recordings}{errors}; "
