@@ -148,7 +148,7 @@ class Level:
     """The most media ports in use at once (sampled every 0.5 s)."""
     socket_drops: int = 0
     """Datagrams the kernel dropped at rtpengine's sockets (full receive
-    buffers), read from /proc/net/udp at the end of the steady window."""
+    buffers), from /proc/net/udp every 0.5 s."""
     cpu: dict[str, float] = field(default_factory=dict)
     """Percent of one core during the load, per component."""
     answered: int = 0
@@ -358,18 +358,17 @@ def count(
     return whole, steady
 
 
-def relay_sockets(port_min: int, port_max: int, sipps: set[int]) -> tuple[int, int]:
+def relay_sockets(port_min: int, port_max: int, sipps: set[int]) -> dict[int, int]:
     """The UDP sockets bound in the port range, but for the sipps' media
-    ports (picked as free ports, they may fall in it): (how many, the sum of
-    the kernel's drop counts)."""
-    sockets = drops = 0
+    ports (picked as free ports, they may fall in it): port → the kernel's
+    drop count."""
+    found = {}
     for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
         fields = line.split()
         port = int(fields[1].rsplit(":", 1)[1], 16)
         if port_min <= port <= port_max and port not in sipps:
-            sockets += 1
-            drops += int(fields[-1])
-    return sockets, drops
+            found[port] = int(fields[-1])
+    return found
 
 
 def tcpdump_dropped(root: Path, tag: str) -> int:
@@ -384,18 +383,24 @@ def tcpdump_dropped(root: Path, tag: str) -> int:
 
 
 class PeakPorts:
-    """While in its `with`: the most sockets bound in the port range at once."""
+    """While in its `with`, every 0.5 s: the most sockets bound in the port
+    range at once, and the most each port's socket dropped (a socket closed
+    at hang-up takes its count with it)."""
 
     def __init__(self, port_min: int, port_max: int, sipps: set[int]) -> None:
         self.ports = (port_min, port_max)
         self.sipps = sipps
         self.most = 0
+        self.drops: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
-            self.most = max(self.most, relay_sockets(*self.ports, self.sipps)[0])
+            sockets = relay_sockets(*self.ports, self.sipps)
+            self.most = max(self.most, len(sockets))
+            for port, dropped in sockets.items():
+                self.drops[port] = max(self.drops.get(port, 0), dropped)
 
     def __enter__(self) -> PeakPorts:
         self._thread.start()
@@ -524,11 +529,11 @@ def run_level(app: Appliance, root: Path, path: str, calls: int, agents: dict[in
         time.sleep(TALK_S - RAMP_S - 1)
         level.cpu = cpu_percent(before, cpu_sample(app, others), time.monotonic() - started)
         window = (window_start, time.time())
-        level.socket_drops = relay_sockets(media.port_min, media.port_max, sipps)[1]
         level.cpu["machine"] = level.cpu["machine"] / (os.cpu_count() or 1)
         caller.wait(RAMP_S + TALK_S + 120)
         time.sleep(1)  # the last packets reach the capture
     level.sockets = peak.most
+    level.socket_drops = sum(peak.drops.values())
     level.completed, level.failed = sipp_counts(root / f"{tag}.csv", calls)
     level.traffic, level.steady = count(
         pcap, caller_port, set(agents), (media.port_min, media.port_max), window
