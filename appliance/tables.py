@@ -192,7 +192,7 @@ class CallRecord(Table, tablename="call_record"):
     """`hotline` (to a 400 number) or `internal` (extension to extension)."""
     hotline = Varchar(length=32, default="", index=True)
     caller = Varchar(length=64, default="", index=True)
-    caller_area_code = Varchar(length=8, default="")
+    caller_area_code = Varchar(length=8, default="", index=True)
     caller_region = Varchar(length=64, default="")
     called = Varchar(length=64, default="")
     route = Varchar(length=128, default="")

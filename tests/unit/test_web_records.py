@@ -153,3 +153,21 @@ def test_calls_page_filters_and_pages(client: TestClient) -> None:
     assert 'href="/api/v1/calls/export.xlsx?status=missed"' in page
     bad = acme.get("/calls", params={"since": "soon"})
     assert bad.status_code == 400 and "since" in bad.text
+
+
+def test_totals_are_counted_up_to_a_cap(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy tenant's year is not counted for every page view: beyond the
+    cap the total says so (total_exact false, "N+" on the page) and the
+    pages still go on."""
+    from web.domain.calls import services
+
+    monkeypatch.setattr(services, "COUNT_CAP", 25)
+    acme = Session(client, "owner@acme.example")
+    body = acme.get("/api/v1/calls", params={"limit": 10}).json()
+    assert (body["total"], body["total_exact"]) == (25, False)
+    exact = acme.get("/api/v1/calls", params={"limit": 10, "status": "missed"}).json()
+    assert exact["total_exact"] is True
+    page = acme.get("/calls").text
+    assert "25+" in page and 'rel="next"' in page

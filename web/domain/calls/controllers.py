@@ -204,7 +204,8 @@ class CallPageController(Controller):
             context={
                 "calls": [_row(call, zone) for call in page.items],
                 "recorded": recorded,
-                "total": page.total,
+                "total": page.total if page.total_exact else f"{page.total:,}+",
+                "more": offset + len(page.items) < page.total or not page.total_exact,
                 "shown": len(page.items),
                 "offset": offset,
                 "page_size": PAGE_SIZE,

@@ -68,7 +68,9 @@ class CallRecordList(msgspec.Struct, kw_only=True):
     items: list[CallRecordOut]
     """Newest first."""
     total: int
-    """How many records match the filters, across all pages."""
+    """How many records match the filters, across all pages; counted up to
+    10,000 (`total_exact` is false beyond)."""
+    total_exact: bool = True
     limit: int
     offset: int
 
