@@ -462,7 +462,11 @@ def _write_wav(dest: Path, channels: list[list[_Leg]], frames: int) -> None:
         block = RATE * 10
         for start in range(0, frames, block):
             count = min(block, frames - start)
-            samples = [_mix([_read(leg, start, count) for leg in legs]) for legs in channels]
+            # A side with no packets at all (one-sided audio) is silence.
+            samples = [
+                _mix([_read(leg, start, count) for leg in legs]) if legs else bytes(2 * count)
+                for legs in channels
+            ]
             if len(samples) == 1:
                 out.writeframesraw(samples[0])
                 continue

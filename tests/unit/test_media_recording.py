@@ -242,6 +242,22 @@ def test_a_call_becomes_stereo_caller_left_agent_right(tmp_path: Path) -> None:
     assert rms(left[51 * 160 : 60 * 160]) > 4000
 
 
+def test_a_call_with_audio_from_one_side_only_is_stereo_with_a_silent_side(
+    tmp_path: Path,
+) -> None:
+    # Under load rtpengine may capture nothing of one side: the recording is
+    # still made (and its duration judged), never an endless retry.
+    spool = tmp_path / "spool"
+    caller_only = stream(CALLER, TO_CALLER_PORT, 440, T0, 2.0)
+    pcap = write_pcap(spool / "pcaps" / "c1-0123456789abcdef.pcap", caller_only)
+    metadata(spool, pcap, answer_port=TO_CALLER_PORT[1])
+    seconds = pcap_to_wav(pcap, tmp_path / "out.wav")
+    _, (left, right) = read_channels(tmp_path / "out.wav")
+    assert seconds == pytest.approx(2.0, abs=0.021)
+    assert correlation(left[:8000], tone(440, 0, 8000)) > 0.99
+    assert max(map(abs, right)) == 0
+
+
 def test_packets_are_placed_by_timestamp_not_arrival(tmp_path: Path) -> None:
     packets = call_packets()
     caller = [p for p in packets if p.dst == TO_CALLER_PORT and p.data[1] == 8]
