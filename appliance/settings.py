@@ -117,8 +117,10 @@ class MediaSettings:
     """Where rtpengine reports DTMF digits (Kamailio reads them)."""
     port_min: int = 30000
     """The first UDP port of the media range."""
-    port_max: int = 30999
-    """The last UDP port of the media range: two per call leg."""
+    port_max: int = 32767
+    """The last UDP port of the media range: two per call leg, four per call
+    (about 690 calls), below Linux's ephemeral ports (32768 on), where other
+    processes' sockets would take ports from rtpengine."""
     threads: int = 2
     """rtpengine worker threads."""
     voicemail_max_seconds: int = 120
