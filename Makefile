@@ -17,6 +17,8 @@ TEST_APT_PACKAGES += debhelper debootstrap systemd-container iproute2 vagrant va
 TEST_APT_PACKAGES += chromium
 # tests/integration/test_softphone.py: a real softphone walks an IVR
 TEST_APT_PACKAGES += baresip
+# tests/integration/test_nat.py: a phone behind a masquerading router namespace
+TEST_APT_PACKAGES += nftables
 # make image / image-test: a bootable disk, qcow2, Vagrant box, QEMU (TCG)
 IMAGE_APT_PACKAGES := qemu-utils qemu-system-x86 fdisk openssh-client
 

@@ -61,6 +61,16 @@ RTP_OFFER = "replace-origin replace-session-connection ICE=remove RTP/AVP"
 # same rtpengine port when the real answer arrives (NAT-friendly).
 RTP_ANSWER = RTP_OFFER + " port-latching"
 
+# A phone behind NAT (nathelper's nat_uac_test): its Contact is a private
+# address (1), its Via's address (2) or port (16) is not where the request
+# came from. A reply is tested on its Contact only.
+NAT_TEST = 1 | 2 | 16
+NAT_REPLY_TEST = 1
+# Branch flags saved with a NATed phone's contact (kamailio.cfg: usrloc's
+# nat_bflag, nathelper's sipping_bflag: the contact gets OPTIONS keep-alives).
+NAT_FLAG = 6
+SIPPING_FLAG = 7
+
 # Final replies of one destination after which the next one is tried.
 NEXT_ON = frozenset({408, 480, 486, 487, 600, 603, 404, 500, 502, 503, 504})
 BUSY_CODES = frozenset({486, 600, 603})
@@ -324,6 +334,13 @@ class Linebox:
             return OK
         if KSR.sanity.sanity_check_defaults() < 0:
             return OK  # sanity has answered (or dropped) the bad message
+        if KSR.nathelper.nat_uac_test(NAT_TEST) > 0:
+            # A phone behind NAT: replies go back where the request came from,
+            # and so do requests to its Contact (a REGISTER's is kept as sent,
+            # with the source saved beside it: route_register).
+            KSR.force_rport()
+            if not KSR.is_REGISTER():
+                KSR.nathelper.fix_nated_contact()
         if KSR.is_CANCEL():
             # tm answers the CANCEL of a transaction it knows (and 487 to a
             # held INVITE) inside t_check_trans.
@@ -440,6 +457,13 @@ class Linebox:
         plan = self.plans.current()
         if not self.authenticate(plan):
             return OK
+        if KSR.nathelper.nat_uac_test(NAT_TEST) > 0:
+            # Calls go to the address and port this REGISTER came from (the
+            # contact's `received`); the router's mapping is kept open by
+            # nathelper's OPTIONS pings.
+            KSR.nathelper.fix_nated_register()
+            KSR.setbflag(NAT_FLAG)
+            KSR.setbflag(SIPPING_FLAG)
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
         return OK
@@ -1278,8 +1302,17 @@ class Linebox:
             if has_sdp and facts is not None:
                 KSR.textops.set_body(facts.early_sdp, "application/sdp")
             return OK
+        nated = KSR.nathelper.nat_uac_test(NAT_REPLY_TEST) > 0
+        if nated:
+            # A phone behind NAT: in-dialog requests go to where its reply
+            # came from, not to its private Contact.
+            KSR.nathelper.fix_nated_contact()
         if has_sdp and status < 300:
             flags = RTP_ANSWER
+            if nated:
+                # Media goes to the reply's source address, not the SDP's
+                # private one, until the phone's first packet shows its port.
+                flags += " SIP-source-address"
             if early_tag and not KSR.htable.sht_get("once", call_id + ":answered"):
                 # Re-anchor the ringback's media to the agent: same caller port.
                 flags += f" to-tag={early_tag}"
