@@ -264,6 +264,15 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def offer_flags() -> str:
+    """rtpengine's flags for the offer of the request at hand: a phone behind
+    NAT gets its media at the address its request came from, not at the
+    private one in its SDP, from the first packet on."""
+    if KSR.nathelper.nat_uac_test(NAT_TEST) > 0:
+        return RTP_OFFER + " SIP-source-address"
+    return RTP_OFFER
+
+
 @contextlib.contextmanager
 def held_lock(call_id: str) -> Iterator[None]:
     """One process at a time changes a held call: a digit (a UDP worker), a
@@ -543,7 +552,7 @@ class Linebox:
     def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent, day: str) -> int:
         call_id = event.call_id
         has_sdp = KSR.textops.has_body_type("application/sdp") > 0
-        if has_sdp and KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+        if has_sdp and KSR.rtpengine.rtpengine_offer(offer_flags()) < 0:
             log.error("call %s: rtpengine refused the offer", call_id)
             self.emit(ended(event, "failed", 503, "media relay unavailable"))
             KSR.sl.send_reply(503, "Service Unavailable")
@@ -660,7 +669,7 @@ class Linebox:
             self.emit(ended(event, "failed", 488, "no SDP offer for the menu"))
             KSR.sl.send_reply(488, "Not Acceptable Here")
             return OK
-        if KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+        if KSR.rtpengine.rtpengine_offer(offer_flags()) < 0:
             self.emit(ended(event, "failed", 503, "media relay unavailable"))
             KSR.sl.send_reply(503, "Service Unavailable")
             return OK
@@ -925,7 +934,7 @@ class Linebox:
     def take_message(self, event: cdr.CallEvent, decision: Decision) -> int:
         """A call whose route is voicemail: answer it and record a message."""
         call_id = event.call_id
-        if KSR.rtpengine.rtpengine_offer(RTP_OFFER) < 0:
+        if KSR.rtpengine.rtpengine_offer(offer_flags()) < 0:
             self.emit(ended(event, "failed", 503, "media relay unavailable"))
             KSR.sl.send_reply(503, "Service Unavailable")
             return OK
@@ -1444,7 +1453,7 @@ class Linebox:
                 self.end_answered_call(call_id, known)
             elif KSR.is_INVITE() or KSR.is_UPDATE():
                 if KSR.textops.has_body_type("application/sdp") > 0:
-                    KSR.rtpengine.rtpengine_offer(RTP_OFFER)
+                    KSR.rtpengine.rtpengine_offer(offer_flags())
                 KSR.tm.t_on_reply("ksr_reply_invite")
             KSR.tm.t_relay()
             return OK
