@@ -9,10 +9,10 @@ so one rule matches them all.
 from __future__ import annotations
 
 import functools
+from types import ModuleType
 
 import msgspec
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers.phonenumberutil import NumberParseException, PhoneNumberType
 
 # Provinces and province-level regions, as geocoding names them at the start
@@ -64,6 +64,21 @@ _SHORT_PROVINCES = {
     "香港": "香港特别行政区",
     "澳门": "澳门特别行政区",
 }
+
+
+def _geocoder() -> ModuleType:
+    """phonenumbers' geocoder, imported on first use: its data is about 100 MB,
+    which processes that never place a caller (an export, the worker) do not
+    need. Kamailio loads it before it forks (`preload`), so its workers share
+    one copy."""
+    from phonenumbers import geocoder
+
+    return geocoder
+
+
+def preload() -> None:
+    """Load the geocoding data now (a parent process, before it forks)."""
+    region_of("13800138000")
 
 
 def _split_description(description: str) -> tuple[str, str]:
@@ -141,7 +156,7 @@ def region_of(number: str) -> Region:
         parsed = phonenumbers.parse(national, "CN")
     except NumberParseException:
         return UNKNOWN
-    description = geocoder.description_for_number(parsed, "zh")
+    description = _geocoder().description_for_number(parsed, "zh")
     province, city = _split_description(description)
     kind = phonenumbers.number_type(parsed)
     mobile = kind == PhoneNumberType.MOBILE

@@ -34,7 +34,7 @@ from appliance.media import recording, stock
 from appliance.media.ng import NgClient, NgError
 from appliance.media.prompts import PromptError
 from appliance.media.sdp import placeholder_sdp
-from appliance.numbers import region_of
+from appliance.numbers import preload, region_of
 from appliance.routing import ivr
 from appliance.routing.decide import (
     MENU,
@@ -286,7 +286,9 @@ def held_lock(call_id: str) -> Iterator[None]:
 
 
 def mod_init() -> Linebox:
-    """Runs once in Kamailio's main process, before it forks."""
+    """Runs once in Kamailio's main process, before it forks: what is loaded
+    here (the geocoding data) the workers share."""
+    preload()
     return Linebox()
 
 
