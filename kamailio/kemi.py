@@ -1547,20 +1547,24 @@ class Linebox:
         KSR.htable.sht_rm("ivrtimer", key)
         if survey is None:
             return
-        # Called from the timer process too, where there is no SIP message
-        # for the rtpengine module to take the Call-ID from.
+        self.release_media(call_id, survey.caller_tag)
+        if send_bye:
+            self.hang_up(call_id, survey.ruri, survey.from_, survey.to, survey.cseq)
+
+    def release_media(self, call_id: str, caller_tag: str) -> None:
+        """Delete the call's rtpengine session by Call-ID: also from the timer
+        process, where there is no SIP message for the rtpengine module."""
         try:
-            self.ng.command("delete", **{"call-id": call_id, "from-tag": survey.caller_tag})
+            self.ng.command("delete", **{"call-id": call_id, "from-tag": caller_tag})
         except NgError as exc:
-            log.warning("call %s: rtpengine delete after the survey: %s", call_id, exc)
-        if not send_bye:
-            return
-        headers = (
-            f"From: {survey.from_}\r\nTo: {survey.to}\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: {survey.cseq} BYE\r\n"
-        )
-        if KSR.tm.t_uac_send("BYE", survey.ruri, "", "", headers, "") < 0:
-            log.error("call %s: could not send the caller's BYE after the survey", call_id)
+            log.warning("call %s: rtpengine delete: %s", call_id, exc)
+
+    @staticmethod
+    def hang_up(call_id: str, ruri: str, from_: str, to: str, cseq: int) -> None:
+        """Send the caller a BYE of a dialog linebox holds (tm's own UAC)."""
+        headers = f"From: {from_}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} BYE\r\n"
+        if KSR.tm.t_uac_send("BYE", ruri, "", "", headers, "") < 0:
+            log.error("call %s: could not send the caller a BYE", call_id)
 
     @staticmethod
     def remember_own_tag(call_id: str, raw: str) -> None:
@@ -1580,16 +1584,8 @@ class Linebox:
         if not facts.voicemail or not facts.caller_contact:
             return
         log.info("call %s: the message reached its maximum length; hanging up", call_id)
-        headers = (
-            f"From: {facts.called_to}\r\nTo: {facts.caller_from}\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 BYE\r\n"
-        )
-        if KSR.tm.t_uac_send("BYE", facts.caller_contact, "", "", headers, "") < 0:
-            log.error("call %s: could not hang up the message at its maximum length", call_id)
-        try:
-            self.ng.command("delete", **{"call-id": call_id, "from-tag": facts.caller_tag})
-        except NgError as exc:
-            log.warning("call %s: rtpengine delete at the message's end: %s", call_id, exc)
+        self.hang_up(call_id, facts.caller_contact, facts.called_to, facts.caller_from, 1)
+        self.release_media(call_id, facts.caller_tag)
         self.end_voicemail(call_id, facts)
 
     def end_voicemail(self, call_id: str, facts: CallFacts) -> None:
