@@ -289,7 +289,9 @@ def mod_init() -> Linebox:
     """Runs once in Kamailio's main process, before it forks: what is loaded
     here (the geocoding data) the workers share."""
     preload()
-    return Linebox()
+    linebox = Linebox()
+    linebox.restore_bans()  # into shared memory, once, before any packet
+    return linebox
 
 
 def guarded(route):  # type: ignore[no-untyped-def]
@@ -413,8 +415,6 @@ class Linebox:
     def ksr_received(self, msg, *_event) -> int:  # type: ignore[no-untyped-def]
         """Every message before Kamailio parses it: a banned source's are
         dropped unread, so its junk is neither parsed nor logged."""
-        if KSR.htable.sht_inc("counters", "bans:restored") == 1:
-            self.restore_bans()
         if KSR.htable.sht_get("bans", KSR.pv.get("$rcv(srcip)")) is not None:
             KSR.set_drop()
         return OK
