@@ -280,15 +280,38 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = 8.0) -> None:
         proc.wait(2)
 
 
+class ExitedAtStart(RuntimeError):
+    """The service's process ended before it was ready."""
+
+
 def wait_ready(service: Service, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with status {proc.returncode} at start")
+            raise ExitedAtStart(f"{service.name} exited with status {proc.returncode} at start")
         if service.ready():
             return
         time.sleep(0.1)
     raise RuntimeError(f"{service.name} did not become ready within {timeout:.0f} s")
+
+
+def start(
+    service: Service, log_file: Path | None = None, timeout: float = 20.0, attempts: int = 3
+) -> subprocess.Popen[bytes]:
+    """Spawn a service and wait until it is ready; one that exits at start is
+    started again (as systemd's Restart=on-failure would): Kamailio, for one,
+    gives up when the database is locked for a moment while it loads."""
+    for attempt in range(1, attempts + 1):
+        proc = spawn(service, log_file)
+        try:
+            wait_ready(service, proc, timeout)
+            return proc
+        except ExitedAtStart:
+            if attempt == attempts:
+                raise
+            log.warning("%s exited at start; starting it again", service.name)
+            time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -296,9 +319,8 @@ def running(
     service: Service, log_file: Path | None = None, timeout: float = 20.0
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a service, wait until it is ready, and always stop it."""
-    proc = spawn(service, log_file)
+    proc = start(service, log_file, timeout)
     try:
-        wait_ready(service, proc, timeout)
         yield proc
     finally:
         stop_process(proc)
@@ -325,9 +347,8 @@ class Supervisor:
 
     def start(self) -> None:
         for service in self.services:
-            proc = spawn(service, self._log_file(service))
+            proc = start(service, self._log_file(service))
             self.procs[service.name] = proc
-            wait_ready(service, proc)
             print(f"  {service.name:<10} started (pid {proc.pid})", flush=True)
 
     def _on_signal(self, signum: int, _frame: object) -> None:

@@ -333,9 +333,8 @@ class Appliance:
         old = next(p for p in self.procs if p.args[0] == kamailio.argv[0])
         services.stop_process(old)
         self.procs.remove(old)
-        proc = services.spawn(kamailio, self.settings.paths.run_dir / "kamailio.log")
+        proc = services.start(kamailio, self.settings.paths.run_dir / "kamailio.log", 30)
         self.procs.append(proc)
-        services.wait_ready(kamailio, proc, timeout=30)
 
     def apply(self, site: str) -> subprocess.CompletedProcess[str]:
         """Apply another site file to the running appliance."""
@@ -396,9 +395,8 @@ def appliance(
         wanted.append(services.web_service(settings))
     try:
         for service in wanted:
-            proc = services.spawn(service, settings.paths.run_dir / f"{service.name}.log")
+            proc = services.start(service, settings.paths.run_dir / f"{service.name}.log", 30)
             app.procs.append(proc)
-            services.wait_ready(service, proc, timeout=30)
         yield app
     finally:
         app.stop()
