@@ -260,6 +260,24 @@ class AnsweredToday(Mapping[str, int]):
 
 
 @functools.lru_cache(maxsize=64)
+def info_digit(content_type: str, body: str) -> str:
+    """The key a SIP INFO carries, or '': application/dtmf-relay
+    ("Signal=5\\r\\nDuration=160") or application/dtmf ("5"). Some phones send
+    * and # as 10 and 11, their RFC 4733 event numbers."""
+    kind = content_type.partition(";")[0].strip().lower()
+    if kind == "application/dtmf-relay":
+        fields = (line.partition("=") for line in body.splitlines())
+        signal = next((v for k, _, v in fields if k.strip().lower() == "signal"), "")
+    elif kind == "application/dtmf":
+        signal = body
+    else:
+        return ""
+    signal = signal.strip()
+    if signal in ("10", "11"):
+        return ivr.DIGITS[int(signal)]
+    return signal if len(signal) == 1 and signal in ivr.DIGITS else ""
+
+
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
@@ -361,6 +379,8 @@ class Linebox:
                 KSR.tm.t_relay()
             self.cancel_held(KSR.pv.get("$ci"))
             self.cancel_queued(KSR.pv.get("$ci"))
+            return OK
+        if KSR.is_INFO() and self.route_dtmf_info():
             return OK
         if KSR.siputils.has_totag() > 0:
             return self.route_in_dialog()
@@ -843,6 +863,49 @@ class Linebox:
             return OK
         if not self.on_survey(call_id, digit=digit, tag=tag):
             self.on_key(call_id, digit=digit, tag=tag)
+        return OK
+
+    def route_dtmf_info(self) -> bool:
+        """An INFO carrying a key (`info_digit`) from the caller of a call in
+        a menu or in the survey: the same key as an RFC 4733 event
+        (`ksr_dtmf`), answered 200 here. It is the caller's by Call-ID and
+        From tag, with or without a To tag (a phone may send it in the early
+        dialog of the menu's 183). False for any other INFO, which is routed
+        in dialog as before."""
+        call_id = KSR.pv.get("$ci") or ""
+        digit = info_digit(KSR.pv.get("$cT") or "", KSR.pv.get("$rb") or "")
+        known = KSR.htable.sht_get("calls", call_id)
+        if not digit or not known:
+            return False
+        tag = KSR.pv.get("$ft") or ""
+        if tag != _facts_dec.decode(known).caller_tag:
+            return False
+        if not (
+            KSR.htable.sht_get("ivr", call_id) or KSR.htable.sht_get("ivr", f"survey:{call_id}")
+        ):
+            return False
+        if KSR.tm.t_check_trans() == 0:
+            return True  # a retransmission: tm has sent the 200 again
+        KSR.tm.t_newtran()
+        KSR.tm.t_reply(200, "OK")
+        log.info("call %s: key %s by SIP INFO", call_id, digit)
+        if not self.on_survey(call_id, digit=digit, tag=tag):
+            self.on_key(call_id, digit=digit, tag=tag)
+        return True
+
+    @staticmethod
+    def refuse_refer(call_id: str) -> int:
+        """A transfer (REFER) from either side is refused, not relayed:
+        the other side would call whatever its Refer-To names, the carrier
+        on the hotline's account, or an agent's phone with its own
+        credentials when the caller sent it (toll fraud). The call goes on."""
+        log.warning(
+            "call %s: REFER to %s from %s refused",
+            call_id,
+            KSR.pv.get("$hdr(Refer-To)"),
+            KSR.pv.get("$si"),
+        )
+        KSR.sl.send_reply(403, "Transfer Not Allowed")
         return OK
 
     @guarded
@@ -1445,6 +1508,8 @@ class Linebox:
                 return OK
             if facts.survey and facts.answered_at and KSR.pv.get("$ft") != facts.caller_tag:
                 return self.start_survey(call_id, known, facts)
+        if known and KSR.is_REFER():
+            return self.refuse_refer(call_id)
         # Only dialogs this appliance set up are routed: a forged Route set
         # must not turn loose routing into an open relay.
         if known and KSR.rr.loose_route() > 0:
