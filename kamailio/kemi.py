@@ -58,8 +58,15 @@ OK = 1
 
 RTP_OFFER = "replace-origin replace-session-connection ICE=remove RTP/AVP"
 # port-latching: a caller whose media was first answered elsewhere keeps the
-# same rtpengine port when the real answer arrives (NAT-friendly).
-RTP_ANSWER = RTP_OFFER + " port-latching"
+# same rtpengine port when the real answer arrives (NAT-friendly). No
+# transport in the answer: the offerer gets back the one it offered, so a
+# phone that offered SRTP (RTP/SAVP, SDES) keeps it on its leg while the
+# other leg is plain RTP/AVP.
+RTP_ANSWER = "replace-origin replace-session-connection ICE=remove port-latching"
+# The trunk takes only G.711: every offer also lists PCMA and PCMU (when the
+# phone offered only Opus or G.722), and rtpengine transcodes only when the
+# answer picks a codec the offerer did not offer.
+RTP_TRANSCODE = " codec-transcode=PCMA codec-transcode=PCMU"
 
 # A phone behind NAT (nathelper's nat_uac_test): its Contact is a private
 # address (1), its Via's address (2) or port (16) is not where the request
@@ -287,8 +294,8 @@ def offer_flags() -> str:
     NAT gets its media at the address its request came from, not at the
     private one in its SDP, from the first packet on."""
     if KSR.nathelper.nat_uac_test(NAT_TEST) > 0:
-        return RTP_OFFER + " SIP-source-address"
-    return RTP_OFFER
+        return RTP_OFFER + RTP_TRANSCODE + " SIP-source-address"
+    return RTP_OFFER + RTP_TRANSCODE
 
 
 @contextlib.contextmanager
