@@ -15,6 +15,7 @@ import contextlib
 import json
 import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -273,7 +274,9 @@ def test_pjsua2_agent_answers_holds_resumes_and_a_transfer_is_refused(
         assert agent.wait("xfer", timeout=10)["code"] == 403
         time.sleep(3)  # talking again after the resume
         after = phone.stats(), agent.stats()
-        assert not [e for e in phone.of("state") + agent.of("state") if e["state"] == "DISCONNECTED"]
+        assert not [
+            e for e in phone.of("state") + agent.of("state") if e["state"] == "DISCONNECTED"
+        ]
         phone.send("hangup")
         phone.wait("state", timeout=10, state="DISCONNECTED")
         agent.wait("state", timeout=10, state="DISCONNECTED")
@@ -322,3 +325,111 @@ def test_pjsua2_caller_walks_the_menu(linebox: Appliance, method: str) -> None:
     # The early media was the menu's tone.
     early = samples(phone.heard()[0])
     assert tone_share(early[SECOND // 4 : SECOND], MENU_HZ) > 0.8
+
+
+def send_info(app: Appliance, call_id: str, from_tag: str, body: str) -> str:
+    """An INFO with a key and no To tag, as a phone may send it before the
+    menu's 183 reaches it; the status line of the answer."""
+    port = free_port()
+    payload = body.encode()
+    message = "\r\n".join(
+        [
+            f"INFO sip:4001234567@{app.sip} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{time.time_ns()};rport",
+            "Max-Forwards: 70",
+            f"From: <sip:13800138000@127.0.0.1>;tag={from_tag}",
+            "To: <sip:4001234567@127.0.0.1>",
+            f"Call-ID: {call_id}",
+            "CSeq: 99 INFO",
+            "Content-Type: application/dtmf-relay",
+            f"Content-Length: {len(payload)}",
+            "",
+            "",
+        ]
+    ).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.settimeout(5)
+        sock.sendto(message + payload, ("127.0.0.1", app.settings.sip.port))
+        while True:
+            reply = sock.recv(65536).decode(errors="replace")
+            status = reply.split("\r\n", 1)[0]
+            if not status.startswith("SIP/2.0 1"):
+                return status
+
+
+def test_an_info_without_to_tag_is_the_callers_by_call_id_and_from_tag(
+    linebox: Appliance,
+) -> None:
+    """Keys by INFO before any To tag: Signal=7 with another From tag is not
+    the caller's (refused, the menu waits); with the caller's From tag it
+    is key 7, answered 200, and the call reaches 1001."""
+    with contextlib.ExitStack() as stack:
+        agent = stack.enter_context(
+            extension(linebox, "1001", "ext-1001-secret", linebox.root / "agent.wav")
+        )
+        phone = stack.enter_context(caller(linebox, linebox.root / "caller.wav"))
+        phone.send("call", uri=f"sip:4001234567@{linebox.sip}")
+        call_id = phone.wait("state", timeout=10, state="EARLY")["call_id"]
+        sent = (phone.home / "pjsua2.log").read_text(errors="replace")
+        from_tag = re.search(r"^From: <?sip:13800138000@127\.0\.0\.1>?;tag=(\S+)", sent, re.M)
+        assert from_tag, sent[-3000:]
+        forged = send_info(linebox, call_id, "not-the-caller", "Signal=7\r\nDuration=160\r\n")
+        assert not forged.startswith("SIP/2.0 2"), forged
+        time.sleep(1)
+        assert not agent.of("incoming"), "a key from another From tag counted"
+        status = send_info(linebox, call_id, from_tag[1], "Signal=7\r\nDuration=160\r\n")
+        assert status == "SIP/2.0 200 OK", status
+        agent.wait("incoming", timeout=10)
+        agent.send("answer")
+        phone.wait("state", timeout=10, state="CONFIRMED")
+        phone.send("hangup")
+        agent.wait("state", timeout=10, state="DISCONNECTED")
+
+    record = linebox.record(call_id)
+    assert (record["status"], record["answered_by"]) == ("answered", "1001"), record
+
+
+@pytest.mark.slow  # a minute: pjsip's shortest session is 90 s, refreshed at 45 s
+def test_session_timer_refresh_passes_through(linebox: Appliance) -> None:
+    """The caller asks for a 90 s session (Supported: timer, Session-Expires);
+    the agent's phone gets the header, and the refresh at half time goes
+    through linebox and is answered 200: the call lives on."""
+    with contextlib.ExitStack() as stack:
+        agent = stack.enter_context(
+            extension(linebox, "1001", "ext-1001-secret", linebox.root / "agent.wav")
+        )
+        phone = stack.enter_context(
+            caller(linebox, linebox.root / "caller.wav", "--session-expires", "90")
+        )
+        phone.send("call", uri=f"sip:4007654321@{linebox.sip}")
+        agent.wait("incoming", timeout=10)
+        agent.send("answer")
+        call_id = phone.wait("state", timeout=10, state="CONFIRMED")["call_id"]
+        time.sleep(52)
+        assert not [
+            e for e in phone.of("state") + agent.of("state") if e["state"] == "DISCONNECTED"
+        ]
+        refreshed = phone.stats(), agent.stats()
+        phone.send("hangup")
+        agent.wait("state", timeout=10, state="DISCONNECTED")
+
+    got = (agent.home / "pjsua2.log").read_text(errors="replace")
+    assert re.search(r"^Session-Expires: 90", got, re.M), "no Session-Expires at the agent"
+    logs = [(p.home / "pjsua2.log").read_text(errors="replace") for p in (phone, agent)]
+    requests = {
+        (method, int(cseq))
+        for log in logs
+        for method, cseq in re.findall(r"Request msg (UPDATE|INVITE)/cseq=(\d+)", log)
+    }
+    first = min(cseq for method, cseq in requests if method == "INVITE")
+    refreshes = requests - {("INVITE", first)}
+    assert refreshes, f"no refresh: {requests}"
+    # Each refresh crossed linebox both ways: one phone sent it and the
+    # other's 200, the other got it and sent the 200.
+    for method, cseq in refreshes:
+        for log in logs:
+            assert f"Response msg 200/{method}/cseq={cseq}" in log, (method, cseq)
+    assert all(s["rx"] > 0 for s in refreshed), refreshed
+    record = linebox.record(call_id)
+    assert (record["status"], record["answered_by"]) == ("answered", "1001"), record
