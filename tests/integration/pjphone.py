@@ -13,8 +13,9 @@ DIR/heard-<n>.wav. Only PCMA and telephone-event are offered.
 Commands: {"cmd": "call", "uri": …}, "answer", {"cmd": "dtmf", "digits": …,
 "method": "rfc2833"|"info"}, "hold", "resume", {"cmd": "xfer", "uri": …},
 "stats", "hangup", "quit". Events: "ready", "reg", "incoming", "state",
-"media", "offer" (an SDP offer received, the whole SDP), "xfer" (the
-transfer's status), "stats" (RTP packets each way), "error".
+"media", "offer" (an SDP offer received, the whole SDP), "dtmf" (a key
+received), "xfer" (the transfer's status), "stats" (RTP packets each way),
+"error".
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pjsua2 as pj
-
 
 # pjsip prints to stdout as it starts: the events get the real stdout to
 # themselves and file descriptor 1 goes to stderr.
@@ -86,6 +86,9 @@ class Call(pj.Call):  # type: ignore[misc]
 
     def onCallRxOffer(self, prm: Any) -> None:
         emit("offer", sdp=prm.offer.wholeSdp)
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        emit("dtmf", digit=prm.digit, method=int(prm.method))
 
     def onCallTransferStatus(self, prm: Any) -> None:
         emit("xfer", code=prm.statusCode, reason=prm.reason, final=prm.finalNotify)

@@ -36,7 +36,7 @@ SITE = """
 [[trunks]]
 name = "carrier"
 host = "{trunk}"
-dids = ["4001234567", "4007654321"]
+dids = ["4001234567", "4007654321", "4001000003"]
 
 [[tenants]]
 slug = "acme"
@@ -60,6 +60,16 @@ prompt = "menu-main"
 timeout = 3
 retries = 0
 keys = { "7" = "ext:1001" }
+
+[[tenants.groups]]
+name = "asks"
+members = ["ext:1001"]
+survey = true
+
+[[tenants.hotlines]]
+number = "4001000003"
+  [[tenants.hotlines.routes]]
+  to = "group:asks"
 
 [[tenants.hotlines]]
 number = "4001234567"
@@ -262,16 +272,20 @@ def test_pjsua2_agent_answers_holds_resumes_and_a_transfer_is_refused(
         phone.wait_for("offer", offers + 1, timeout=10)
         time.sleep(1)
         agent.send("resume")
-        got = phone.wait_for("offer", offers + 2, timeout=10)
-        hold_offer, resume_offer = (e["sdp"] for e in got[offers : offers + 2])
+        received = phone.wait_for("offer", offers + 2, timeout=10)
+        hold_offer, resume_offer = (e["sdp"] for e in received[offers : offers + 2])
         for sdp, direction in ((hold_offer, "sendonly"), (resume_offer, "sendrecv")):
             address, port, got = media_of(sdp)
             assert (address, got) == ("127.0.0.1", direction), sdp
             assert port in media, f"{port} is not rtpengine's ({media}): {sdp}"
 
-        # A blind transfer from the agent's phone is refused; the call goes on.
+        # A blind transfer is refused, the agent's and the caller's alike (the
+        # caller's, relayed, would have the agent's phone call a toll number
+        # with its own credentials); the call goes on.
         agent.send("xfer", uri=f"sip:1002@{linebox.sip}")
         assert agent.wait("xfer", timeout=10)["code"] == 403
+        phone.send("xfer", uri="tel:+8613900139000")
+        assert phone.wait("xfer", timeout=10)["code"] == 403
         time.sleep(3)  # talking again after the resume
         after = phone.stats(), agent.stats()
         assert not [
@@ -314,7 +328,10 @@ def test_pjsua2_caller_walks_the_menu(linebox: Appliance, method: str) -> None:
         agent.wait("incoming", timeout=10)
         agent.send("answer")
         phone.wait("state", timeout=10, state="CONFIRMED")
-        time.sleep(2)
+        time.sleep(1)
+        # Out of the menu, a key is the agent's to hear, by either method.
+        phone.send("dtmf", digits="5", method=method)
+        agent.wait("dtmf", timeout=5, digit="5")
         agent.send("hangup")
         phone.wait("state", timeout=10, state="DISCONNECTED")
 
@@ -433,3 +450,37 @@ def test_session_timer_refresh_passes_through(linebox: Appliance) -> None:
     assert all(s["rx"] > 0 for s in refreshed), refreshed
     record = linebox.record(call_id)
     assert (record["status"], record["answered_by"]) == ("answered", "1001"), record
+
+
+def test_pjsua2_caller_scores_the_survey_by_info(linebox: Appliance) -> None:
+    """The agent hangs up first on a group that asks for scores: the caller
+    keys 2 by SIP INFO in the dialog the agent answered, linebox takes it as
+    the score, thanks and hangs up."""
+    with contextlib.ExitStack() as stack:
+        agent = stack.enter_context(
+            extension(linebox, "1001", "ext-1001-secret", linebox.root / "agent.wav")
+        )
+        phone = stack.enter_context(caller(linebox, linebox.root / "caller.wav"))
+        phone.send("call", uri=f"sip:4001000003@{linebox.sip}")
+        agent.wait("incoming", timeout=10)
+        agent.send("answer")
+        call_id = phone.wait("state", timeout=10, state="CONFIRMED")["call_id"]
+        time.sleep(1)
+        agent.send("hangup")
+        agent.wait("state", timeout=10, state="DISCONNECTED")
+        time.sleep(1)
+        assert not [e for e in phone.of("state") if e["state"] == "DISCONNECTED"]
+        phone.send("dtmf", digits="2", method="info")
+        phone.wait("state", timeout=15, state="DISCONNECTED")
+
+    deadline = time.monotonic() + 10
+    while linebox.record(call_id)["survey_score"] is None:
+        assert time.monotonic() < deadline, linebox.record(call_id)
+        time.sleep(0.2)
+    record = linebox.record(call_id)
+    assert (record["status"], record["answered_by"], record["survey_score"]) == (
+        "answered",
+        "1001",
+        2,
+    )
+    assert f"call {call_id}: key 2 by SIP INFO" in linebox.kamailio_log()
