@@ -344,7 +344,7 @@ def test_pjsua2_caller_walks_the_menu(linebox: Appliance, method: str) -> None:
     assert tone_share(early[SECOND // 4 : SECOND], MENU_HZ) > 0.8
 
 
-def send_info(app: Appliance, call_id: str, from_tag: str, body: str) -> str:
+def send_info(app: Appliance, call_id: str, from_tag: str, kind: str, body: str) -> str:
     """An INFO with a key and no To tag, as a phone may send it before the
     menu's 183 reaches it; the status line of the answer."""
     port = free_port()
@@ -358,7 +358,7 @@ def send_info(app: Appliance, call_id: str, from_tag: str, body: str) -> str:
             "To: <sip:4001234567@127.0.0.1>",
             f"Call-ID: {call_id}",
             "CSeq: 99 INFO",
-            "Content-Type: application/dtmf-relay",
+            f"Content-Type: {kind}",
             f"Content-Length: {len(payload)}",
             "",
             "",
@@ -378,9 +378,10 @@ def send_info(app: Appliance, call_id: str, from_tag: str, body: str) -> str:
 def test_an_info_without_to_tag_is_the_callers_by_call_id_and_from_tag(
     linebox: Appliance,
 ) -> None:
-    """Keys by INFO before any To tag: Signal=7 with another From tag is not
-    the caller's (refused, the menu waits); with the caller's From tag it
-    is key 7, answered 200, and the call reaches 1001."""
+    """Keys by INFO before any To tag: Signal=7 (application/dtmf-relay)
+    with another From tag is not the caller's (refused, the menu waits); "7"
+    (application/dtmf) with the caller's From tag is key 7, answered 200,
+    and the call reaches 1001."""
     with contextlib.ExitStack() as stack:
         agent = stack.enter_context(
             extension(linebox, "1001", "ext-1001-secret", linebox.root / "agent.wav")
@@ -391,11 +392,13 @@ def test_an_info_without_to_tag_is_the_callers_by_call_id_and_from_tag(
         sent = (phone.home / "pjsua2.log").read_text(errors="replace")
         from_tag = re.search(r"^From: <?sip:13800138000@127\.0\.0\.1>?;tag=(\S+)", sent, re.M)
         assert from_tag, sent[-3000:]
-        forged = send_info(linebox, call_id, "not-the-caller", "Signal=7\r\nDuration=160\r\n")
+        forged = send_info(
+            linebox, call_id, "not-the-caller", "application/dtmf-relay", "Signal=7\r\n"
+        )
         assert not forged.startswith("SIP/2.0 2"), forged
         time.sleep(1)
         assert not agent.of("incoming"), "a key from another From tag counted"
-        status = send_info(linebox, call_id, from_tag[1], "Signal=7\r\nDuration=160\r\n")
+        status = send_info(linebox, call_id, from_tag[1], "application/dtmf", "7")
         assert status == "SIP/2.0 200 OK", status
         agent.wait("incoming", timeout=10)
         agent.send("answer")
