@@ -84,7 +84,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 deb: deps ## build the linebox Debian package into build/
 	packaging/build-deb.sh build
 
-image: deps $(STAMPS)/apt-image ## the appliance image: build/linebox.raw, .qcow2 and the Vagrant box
+image: deps $(STAMPS)/apt-image ## the appliance image: build/linebox.raw, .qcow2, the Vagrant boxes (libvirt, VirtualBox)
 	packaging/image/build-image.sh build
 
 image-test: image ## boot the image under QEMU (TCG) and probe it; backup on one boot, restore on another

@@ -16,8 +16,28 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 FLAVOUR=${1:?usage: build-rootfs.sh base|vm}
 CACHE=${LINEBOX_BUILD_CACHE:-$SRC/build/cache}
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
+
+# The mirrors: the ones this machine's apt uses (a CI machine may reach no
+# other), unless DEBIAN_MIRROR / DEBIAN_SECURITY_MIRROR say otherwise. The
+# image itself is left pointing at deb.debian.org (LINEBOX_IMAGE_MIRROR,
+# LINEBOX_IMAGE_SECURITY_MIRROR), never at a build machine's own mirror.
+host_mirror() {  # host_mirror security|main → a URI of that archive, or nothing
+    apt-get indextargets --no-release-info --format '$(TARGET_OF) $(RELEASE) $(REPO_URI)' \
+        2>/dev/null | awk -v want="$1" -v suite="$SUITE" '
+            $1 != "deb" { next }
+            { kind = ($2 ~ /-security$/) ? "security" : "main" }
+            kind != want { next }
+            $2 == suite || $2 == suite "-security" { print $3; found = 1; exit }
+            !first { first = $3 }
+            END { if (!found && first) print first }' | sed 's|/*$||'
+}
+MIRROR=${DEBIAN_MIRROR:-$(host_mirror main)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-$(host_mirror security)}
+SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+IMAGE_MIRROR=${LINEBOX_IMAGE_MIRROR:-http://deb.debian.org/debian}
+IMAGE_SECURITY_MIRROR=${LINEBOX_IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 
 lists=("$HERE/packages.base")
 [ "$FLAVOUR" = vm ] && lists+=("$HERE/packages.vm")
@@ -46,11 +66,10 @@ trap 'status=$?; exec >&3 2>&1; echo "rootfs build failed ($status), see $log:" 
 debootstrap --variant=minbase --cache-dir="$CACHE/apt/archives" \
     --include=ca-certificates "$SUITE" "$TMP" "$MIRROR"
 install -D -m 0644 "$HERE/dpkg-trim.cfg" "$TMP/etc/dpkg/dpkg.cfg.d/50-linebox-trim"
-cat >"$TMP/etc/apt/sources.list" <<SOURCES
-deb $MIRROR $SUITE main
-deb $MIRROR $SUITE-updates main
-deb http://deb.debian.org/debian-security $SUITE-security main
-SOURCES
+sources() {  # sources MIRROR SECURITY_MIRROR
+    printf 'deb %s %s main\n' "$1" "$SUITE" "$1" "$SUITE-updates" "$2" "$SUITE-security"
+}
+sources "$MIRROR" "$SECURITY_MIRROR" >"$TMP/etc/apt/sources.list"
 # No daemon starts while the image is made.
 printf '#!/bin/sh\nexit 101\n' >"$TMP/usr/sbin/policy-rc.d"
 chmod +x "$TMP/usr/sbin/policy-rc.d"
@@ -69,11 +88,12 @@ systemd-nspawn --quiet --keep-unit --register=no --as-pid2 -D "$TMP" \
 # Documentation debootstrap installed before the trim rules existed.
 find "$TMP/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
 find "$TMP/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+sources "$IMAGE_MIRROR" "$IMAGE_SECURITY_MIRROR" >"$TMP/etc/apt/sources.list"
 rm -rf "$TMP"/usr/share/man/* "$TMP"/usr/share/info/* "$TMP"/usr/share/locale/*/ \
     "$TMP"/var/lib/apt/lists/* "$TMP"/var/cache/apt/*.bin "$TMP"/var/log/*.log
 exec >&3 2>&1
 trap - ERR
-echo "$FLAVOUR $key $(( $(date +%s) - start )) s $(du -sxm "$TMP" | cut -f1) MiB" >>"$CACHE/rootfs/builds.txt"
+echo "$FLAVOUR $key $(( $(date +%s) - start )) s $(du -sxm "$TMP" | cut -f1) MiB from $MIRROR" >>"$CACHE/rootfs/builds.txt"
 touch "$TMP/.complete"
 rm -rf "$ROOT"
 mv "$TMP" "$ROOT"
