@@ -85,14 +85,16 @@ class CodecBaresip(Baresip):
         codecs: str,
         modules: tuple[str, ...],
         options: tuple[str, ...] = (),
+        rtp_ports: int = 10,
     ) -> None:
         self.home = home
+        self.sip_port = sip_port
         self.dumps = home / "heard"
         self.dumps.mkdir(parents=True)
         self.ctrl_port = free_port()
         self.cons_port = free_port()
-        rtp = free_port_block(10)
-        self.rtp_ports = (rtp, rtp + 9)
+        rtp = free_port_block(rtp_ports)
+        self.rtp_ports = (rtp, rtp + rtp_ports - 1)
         (home / "config").write_text(
             "\n".join(
                 [
@@ -100,7 +102,7 @@ class CodecBaresip(Baresip):
                     f"sip_listen 127.0.0.1:{sip_port}",
                     "net_interface 127.0.0.1",
                     "net_prefer_ipv6 no",
-                    f"rtp_ports {rtp}-{rtp + 9}",
+                    f"rtp_ports {rtp}-{rtp + rtp_ports - 1}",
                     "rtp_timeout 0",
                     f"audio_source aufile,{speak}",
                     "audio_player alsa,null",
@@ -176,10 +178,10 @@ def extension_phone(
 
 @contextlib.contextmanager
 def trunk_phone(
-    app: Appliance, port: int, speak: Path, options: tuple[str, ...] = ()
+    app: Appliance, port: int, speak: Path, options: tuple[str, ...] = (), rtp_ports: int = 10
 ) -> Iterator[CodecBaresip]:
     """The carrier: answers whatever linebox sends out through the trunk at
-    127.0.0.1:`port`, with PCMA only, at once."""
+    127.0.0.1:`port`, with PCMA only, at once (a call takes 2 `rtp_ports`)."""
     phone = CodecBaresip(
         app.root / f"baresip-trunk-{port}",
         port,
@@ -188,6 +190,7 @@ def trunk_phone(
         "PCMA",
         ("g711",),
         options,
+        rtp_ports,
     )
     try:
         yield phone
