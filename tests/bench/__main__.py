@@ -7,7 +7,7 @@ takes its own options (`python -m tests.bench.media --levels 50,100`)."""
 import importlib
 import sys
 
-BENCHMARKS = ("decide", "calls", "cdr", "web", "media")
+BENCHMARKS = ("decide", "calls", "cdr", "web", "media", "transcoding")
 
 if __name__ == "__main__":
     chosen = sys.argv[1:] or list(BENCHMARKS)
