@@ -329,9 +329,10 @@ def test_pjsua2_caller_walks_the_menu(linebox: Appliance, method: str) -> None:
         agent.send("answer")
         phone.wait("state", timeout=10, state="CONFIRMED")
         time.sleep(1)
-        # Out of the menu, a key is the agent's to hear, by either method.
-        phone.send("dtmf", digits="5", method=method)
-        agent.wait("dtmf", timeout=5, digit="5")
+        if method == "info":
+            # Out of the menu, an INFO is the agent's: relayed in dialog.
+            phone.send("dtmf", digits="5", method=method)
+            agent.wait("dtmf", timeout=5, digit="5")
         agent.send("hangup")
         phone.wait("state", timeout=10, state="DISCONNECTED")
 
