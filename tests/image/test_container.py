@@ -146,6 +146,10 @@ def test_an_address_the_web_admin_stages_reaches_networkd(container: Container) 
     live = "/etc/systemd/network/10-linebox.network"
     text = "[Match]\nName=en* eth*\n\n[Network]\nAddress=192.0.2.10/24\n"
     as_linebox = ("runuser", "-u", "linebox", "--")
+    # The package makes the directory, not the web service's first start:
+    # this may run before the web is up.
+    owner = container.run("stat", "-c", "%U:%G %a", "/var/lib/linebox/network")
+    assert owner.stdout.strip() == "linebox:linebox 750", owner.stdout + owner.stderr
     wrote = container.run(*as_linebox, "sh", "-c", f"printf '{text}' > {staged}")
     assert wrote.returncode == 0, wrote.stderr
 
@@ -173,12 +177,17 @@ def test_upgrade_keeps_the_data_and_purge_removes_it(
 
     container.run("linebox", "apply", DEMO_SITE, check=True)
     shutil.copy(deb, appliance_rootfs / "var" / "tmp" / "linebox.deb")
+    # An appliance installed before the network staging has no directory
+    # for it: the upgrade makes it.
+    container.run("rm", "-rf", "/var/lib/linebox/network", check=True)
     # Installing the package over itself takes the upgrade path: stop, replace,
     # migrate in postinst, start.
     upgraded = container.run("dpkg", "-i", "/var/tmp/linebox.deb", timeout=300)
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     exported = container.run("linebox", "export", check=True).stdout
     assert "4001234567" in exported and "owner@demo.example.cn" in exported
+    owner = container.run("stat", "-c", "%U:%G %a", "/var/lib/linebox/network")
+    assert owner.stdout.strip() == "linebox:linebox 750", owner.stdout + owner.stderr
     container.wait_for("sip", ADDRESS, "5060", timeout=60)
     states = container.run("systemctl", "is-active", *UNITS[2:]).stdout.split()
     assert states == ["active"] * len(UNITS[2:]), f"{states}\n{container.diagnose()}"
