@@ -76,7 +76,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def read_journal(settings: settings_mod.Settings) -> None:
     """Kamailio's call events, in the order each of its processes wrote them."""
     from appliance.media import recording
-    from appliance.worker import cdr, sticky, tollfraud
+    from appliance.worker import cdr, sticky, tollfraud, trunks
     from appliance.worker.journal import JournalReader
 
     reader = JournalReader(
@@ -88,6 +88,7 @@ def read_journal(settings: settings_mod.Settings) -> None:
             "convert_recording": recording.convert_recording,
             "convert_voicemail": recording.convert_voicemail,
             "outbound_minutes": tollfraud.outbound_minutes,
+            "trunk_gateway": trunks.trunk_gateway,
         },
     )
     while True:

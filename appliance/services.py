@@ -87,6 +87,9 @@ def kamailio_service(settings: Settings) -> Service:
         "CHILDREN": str(sip.children),
         "DB_URL": f'"{kamailio_db_url(settings.database_url)}"',
         "DTMF_LISTEN": f"udp:127.0.0.1:{settings.media.dtmf_port}",
+        "DS_LIST": f'"{settings.paths.gateways_file}"',
+        "DS_PING": str(sip.gateway_ping),
+        "DS_SOCKET": f'"udp:{sip.address}:{sip.port}"',
     }
     if sip.tls:
         defines["WITH_TLS"] = None
@@ -189,6 +192,11 @@ def prepare_directories(settings: Settings) -> None:
         settings.paths.plan_dir,
     ):
         path.mkdir(parents=True, exist_ok=True)
+    gateways = settings.paths.gateways_file
+    if not gateways.exists():  # Kamailio's dispatcher needs its list from the start
+        from appliance.routing.plan import EMPTY, gateway_list, write_atomically
+
+        write_atomically(gateways, gateway_list(EMPTY).encode(), 0o644)
 
 
 # ---------------------------------------------------------------- probes

@@ -37,6 +37,12 @@ class PathSettings:
         return self.plan_dir / "plan.json"
 
     @property
+    def gateways_file(self) -> Path:
+        """The trunks' gateways as Kamailio's dispatcher module lists them,
+        written with the plan (`appliance.routing.plan.publish`)."""
+        return self.plan_dir / "dispatcher.list"
+
+    @property
     def run_dir(self) -> Path:
         """Sockets, pid files and generated configuration of the running services."""
         return self.data_dir / "run"
@@ -84,6 +90,9 @@ class SipSettings:
     """The SIP domain and digest realm phones register to."""
     children: int = 4
     """Kamailio worker processes per listening socket."""
+    gateway_ping: int = 10
+    """Seconds between the OPTIONS probes of each trunk gateway: a gateway
+    that does not answer one is skipped until it answers again."""
     shm_mb: int = 256
     """Kamailio shared memory, MiB: transactions and dialogs live here."""
     pkg_mb: int = 16

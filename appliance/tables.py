@@ -32,13 +32,23 @@ class ApplianceSetting(Table, tablename="appliance_setting"):
 
 
 class Trunk(Table):
-    """A carrier SIP trunk: calls to `dids` arrive from `host`; `tel:`
-    destinations leave through it."""
+    """A carrier SIP trunk: calls to `dids` arrive from its `inbound`
+    addresses; `tel:` destinations leave through its `gateways`, the first
+    that answers OPTIONS first (`appliance.sitefile.schema.TrunkConfig` says
+    what each column means)."""
 
     name = Varchar(length=64, unique=True)
     host = Varchar(length=255)
     dids = JSON(default="[]")
     position = Integer(default=0)
+    gateways = JSON(default="[]")
+    inbound = JSON(default="[]")
+    transport = Varchar(length=8, default="udp")
+    did_map = JSON(default="{}")
+    max_calls = Integer(default=0)
+    strip_prefix = Varchar(length=16, default="")
+    add_prefix = Varchar(length=16, default="")
+    codecs = JSON(default='["PCMA", "PCMU"]')
 
 
 class Tenant(Table):
@@ -161,6 +171,9 @@ class Hotline(Table):
     schedule_override = Varchar(length=8, default="")
     """`day`/`night` forces the schedules open/closed; empty follows them."""
     anonymous = Varchar(length=8, default="allow")
+    caller_id = Varchar(length=8, default="caller")
+    """What a mobile or landline rung through the trunk shows: `caller`
+    (the real caller, with the hotline in Diversion) or `hotline`."""
     service_state = Varchar(length=16, default="active")
     """`active`, or `capped` when a monthly cap is reached: set by the worker,
     never by the site file, and carried into the routing plan."""
@@ -415,3 +428,19 @@ class AuditEntry(Table, tablename="audit_entry"):
 
 
 TABLES.append(AuditEntry)
+
+
+class TrunkStatus(Table, tablename="trunk_status"):
+    """Whether a trunk's gateway answers Kamailio's OPTIONS probes, as the
+    worker last heard from Kamailio's journal: the admin's health page and
+    the trunk-down alerts read it."""
+
+    trunk = Varchar(length=64, index=True)
+    gateway = Varchar(length=255)
+    """`address[:port]`, as the trunk's `gateways` name it."""
+    up = Boolean(default=False)
+    since = Timestamptz()
+    detail = Varchar(length=255, default="")
+
+
+TABLES.append(TrunkStatus)

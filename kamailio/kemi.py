@@ -47,7 +47,7 @@ from appliance.routing.decide import (
     decide,
     decide_destination,
 )
-from appliance.routing.plan import GroupPlan, Plan, PlanFile
+from appliance.routing.plan import GroupPlan, Plan, PlanFile, TrunkPlan
 from appliance.sip import bans
 from appliance.sip.guard import Trusted, is_scanner
 from appliance.worker import cdr, sticky
@@ -83,6 +83,11 @@ NEXT_ON = frozenset({408, 480, 486, 487, 600, 603, 404, 500, 502, 503, 504})
 BUSY_CODES = frozenset({486, 600, 603})
 # The longest a caller may spend in menus and PIN entry before tm gives up.
 MAX_HOLD_MS = 300_000
+# A trunk gateway that has not answered an INVITE at all (not even 100
+# Trying) within this is taken for down: the call goes to the next gateway.
+GATEWAY_SILENCE_MS = 4_000
+# A gateway's own failures (not the called number's): the next gateway may do.
+GATEWAY_FAILURES = frozenset({500, 502, 503, 504})
 
 log = logging.getLogger("linebox.kemi")
 
@@ -116,6 +121,8 @@ class CallState(msgspec.Struct):
     tenant: str = ""
     outbound: bool = False
     """Counted in the tenant's calls out through the trunk."""
+    out_trunk: str = ""
+    """And in that trunk's calls out (its `max_calls`)."""
     phase: str = "ring"
     """`ring`, then `busy` or `no_answer` once a fallback chain takes over."""
     forwards: int = 0
@@ -137,6 +144,9 @@ class CallState(msgspec.Struct):
     """The group's members, rung again each time the caller's turn comes."""
     queued_at: float = 0.0
     ticket: int = 0
+    gateway: int = 0
+    """The trunk gateway the call out tries (its index in the trunk's
+    `gateways`): a gateway that does not answer hands the call to the next."""
 
 
 class QueuedCall(msgspec.Struct):
@@ -164,6 +174,7 @@ class CallFacts(msgspec.Struct, omit_defaults=True):
     """The hotline's local date when the call came in (daily counters)."""
     strategy: str = ""
     outbound: bool = False
+    out_trunk: str = ""
     answered_at: float = 0.0
     early_tag: str = ""
     """The to-tag of the ringback the caller hears (`em-<caller tag>`): the
@@ -289,6 +300,16 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+def gateway_for(trunk: TrunkPlan, start: int = 0) -> int:
+    """The first of the trunk's gateways from `start` on that answers
+    Kamailio's OPTIONS probes (dispatcher); `start` when none is known to."""
+    for index in range(start, len(trunk.gateways)):
+        uri = trunk.probe_uri(trunk.gateways[index])
+        if KSR.dispatcher.ds_is_active_uri(trunk.setid, uri) > 0:
+            return index
+    return min(start, len(trunk.gateways) - 1)
+
+
 def offer_flags() -> str:
     """rtpengine's flags for the offer of the request at hand: a phone behind
     NAT gets its media at the address its request came from, not at the
@@ -343,6 +364,7 @@ class Linebox:
         self.plans = PlanFile(self.settings.paths.plan_file)
         self.rank = 0
         self._trusted: tuple[str, Trusted] | None = None
+        self._gateways_version = ""
         self.ng = NgClient(port=self.settings.media.ng_port, timeout=1.0)
         self.journal = Journal(self.settings.paths.data_dir / "events")
         self.contact = f"{self.settings.sip_advertised}:{self.settings.sip.port}"
@@ -463,8 +485,10 @@ class Linebox:
     def trusted(self) -> Trusted:
         plan = self.plans.current()
         if self._trusted is None or self._trusted[0] != plan.version:
-            trunks = (f"{t.address}:{t.port}" if t.port else t.address for t in plan.trunks)
-            self._trusted = (plan.version, Trusted(self.settings.security.trusted, trunks))
+            sources = [source for trunk in plan.trunks for source in trunk.sources]
+            networks = [self.settings.security.trusted, *(s for s in sources if "/" in s)]
+            addresses = (s for s in sources if "/" not in s)
+            self._trusted = (plan.version, Trusted(",".join(networks), addresses))
         return self._trusted[1]
 
     def flooding(self, source: str) -> bool:
@@ -515,7 +539,7 @@ class Linebox:
             caller_extension = self.authenticate(plan)
             if not caller_extension:
                 return OK
-        called = KSR.pv.get("$rU") or ""
+        called = plan.hotline_for(KSR.pv.get("$rU") or "", trunk)
         caller = KSR.pv.get("$fU") or ""
         now = dt.datetime.now(dt.UTC)
         hotline = plan.hotlines.get(called)
@@ -919,7 +943,8 @@ class Linebox:
     def ksr_ivr_tick(self, msg, *_event) -> int:  # type: ignore[no-untyped-def]
         """The media timers (rtimer, a few times a second): a prompt has
         played, the caller has not pressed a key in time, or the agent-ID
-        announcement is over."""
+        announcement is over. And the trunks' gateways follow the plan."""
+        self.reload_gateways()
         now = time.time()
         due: list[tuple[str, str]] = []
         KSR.htable.sht_iterator_start("ivrt", "ivrtimer")
@@ -1097,7 +1122,7 @@ class Linebox:
         return [state.ring.pop(0)]
 
     @staticmethod
-    def add_branches(plan: Plan, target: Target, first: bool) -> int:
+    def add_branches(plan: Plan, target: Target, first: bool, state: CallState) -> int:
         """Point the request (the first target) or new branches (the others)
         at a destination; how many branches it makes (an extension registered
         from two phones makes two, one not registered makes none)."""
@@ -1113,7 +1138,9 @@ class Linebox:
                 return 0
             return int(KSR.pv.get("$branch(count)") or 0) - count
         if target.kind == "tel" and plan.trunks:
-            uri = f"sip:{target.number}@{plan.trunks[0].host}"
+            trunk = plan.trunks[0]
+            state.gateway = gateway_for(trunk)
+            uri = trunk.uri(target.number, trunk.gateways[state.gateway])
             if first:
                 KSR.seturi(uri)
             else:
@@ -1133,7 +1160,7 @@ class Linebox:
             for target in targets:
                 if target.kind == "tel" and not self.count_outbound(plan, state):
                     continue
-                made = self.add_branches(plan, target, first=not branches)
+                made = self.add_branches(plan, target, first=not branches, state=state)
                 if not made:
                     log.info(
                         "call %s: %s:%s cannot be rung now (not registered), skipped",
@@ -1147,10 +1174,15 @@ class Linebox:
                 continue
             state.branches = [*state.branches, *branches]
             self.save_state(state)
-            # The ring timeout holds whether or not the phone says it rings.
+            # The ring timeout holds whether or not the phone says it rings;
+            # a trunk gateway that says nothing at all is given up sooner.
             timeout_ms = max(t.timeout for t in targets) * 1000
-            KSR.tm.t_set_fr(timeout_ms, timeout_ms)
+            calls_out = any(t.kind == "tel" for t in branches)
+            no_reply_ms = min(timeout_ms, GATEWAY_SILENCE_MS) if calls_out else timeout_ms
+            KSR.tm.t_set_fr(timeout_ms, no_reply_ms)
             KSR.tm.t_on_failure("ksr_failure_next")
+            if calls_out:
+                KSR.tm.t_on_branch("ksr_branch_out")
             KSR.tm.t_on_reply("ksr_reply_invite")
             names = ", ".join(f"{t.kind}:{t.number}" for t in targets)
             log.info("call %s: ringing %s for %d s", call_id, names, timeout_ms // 1000)
@@ -1180,12 +1212,24 @@ class Linebox:
                 ceiling,
             )
             return False
+        trunk = plan.trunks[0] if plan.trunks else None
+        if trunk is not None and trunk.max_calls:
+            # The channels the carrier sold: past them the carrier refuses.
+            if KSR.htable.sht_inc("outbound", f"trunk:{trunk.name}") > trunk.max_calls:
+                KSR.htable.sht_dec("outbound", f"trunk:{trunk.name}")
+                KSR.htable.sht_dec("outbound", state.tenant)
+                log.warning(
+                    "trunk %s: all %d channels in use, no call out", trunk.name, trunk.max_calls
+                )
+                return False
+            state.out_trunk = trunk.name
         state.outbound = True
         call_id = KSR.pv.get("$ci")
         raw = KSR.htable.sht_get("calls", call_id)
         if raw:
             facts = _facts_dec.decode(raw)
             facts.outbound = True
+            facts.out_trunk = state.out_trunk
             KSR.htable.sht_sets("calls", call_id, msgspec.json.encode(facts).decode())
         return True
 
@@ -1223,6 +1267,101 @@ class Linebox:
         return _state_dec.decode(raw) if raw else None
 
     # ------------------------------------------------------------ failure
+    def next_gateway(self, state: CallState, code: int) -> bool:
+        """A call out whose trunk gateway failed it (no answer at all, or a
+        5xx of the gateway's own): try the trunk's next gateway, so a gateway
+        going down fails no call."""
+        if not state.branches or state.branches[-1].kind != "tel":
+            return False
+        silent = code == 408 and KSR.tm.t_branch_replied() < 0
+        if not silent and code not in GATEWAY_FAILURES:
+            return False
+        plan = self.plans.current()
+        trunk = plan.trunks[0] if plan.trunks else None
+        if trunk is None or state.gateway + 1 >= len(trunk.gateways):
+            return False
+        target, failed = state.branches[-1], trunk.gateways[state.gateway]
+        state.gateway = gateway_for(trunk, state.gateway + 1)
+        log.warning(
+            "call %s: gateway %s of trunk %s %s; trying %s",
+            KSR.pv.get("$ci"),
+            failed,
+            trunk.name,
+            "did not answer" if silent else f"answered {code}",
+            trunk.gateways[state.gateway],
+        )
+        KSR.resetdsturi()
+        KSR.seturi(trunk.uri(target.number, trunk.gateways[state.gateway]))
+        # A branch made in the failure route starts from the caller's own
+        # SDP: rtpengine offers its media again (the same ports).
+        if KSR.textops.has_body_type("application/sdp") > 0:
+            KSR.rtpengine.rtpengine_offer(offer_flags())
+        state.branches = [*state.branches, target]
+        self.save_state(state)
+        timeout_ms = target.timeout * 1000
+        KSR.tm.t_set_fr(timeout_ms, min(timeout_ms, GATEWAY_SILENCE_MS))
+        KSR.tm.t_on_failure("ksr_failure_next")
+        KSR.tm.t_on_reply("ksr_reply_invite")
+        KSR.tm.t_on_branch("ksr_branch_out")
+        if KSR.tm.t_relay() > 0:
+            return True
+        state.branches.pop()
+        return False
+
+    @guarded
+    def ksr_branch_out(self, msg) -> int:  # type: ignore[no-untyped-def]
+        """Each branch of a call that rings a number through the trunk: the
+        carrier is told who calls (P-Asserted-Identity) and, for a hotline's
+        call, which number forwarded it (Diversion), or shown the hotline
+        itself when the hotline says `caller_id = "hotline"`."""
+        plan = self.plans.current()
+        hostport = (KSR.pv.get("$ru") or "").partition("@")[2].partition(";")[0]
+        if not any(hostport in trunk.gateways for trunk in plan.trunks):
+            return OK
+        raw = KSR.htable.sht_get("calls", KSR.pv.get("$ci"))
+        facts = _facts_dec.decode(raw) if raw else None
+        KSR.hdr.remove("P-Asserted-Identity")
+        KSR.hdr.remove("Diversion")
+        if facts is None or not facts.hotline:
+            return OK
+        hotline = plan.hotlines.get(facts.hotline)
+        shown = facts.hotline if hotline and hotline.caller_id == "hotline" else facts.caller
+        if shown.isdigit():
+            KSR.hdr.append(f"P-Asserted-Identity: <sip:{shown}@{plan.domain}>\r\n")
+        else:  # a caller who withheld the number stays anonymous
+            KSR.hdr.append("Privacy: id\r\n")
+        if shown != facts.hotline:
+            KSR.hdr.append(
+                f"Diversion: <sip:{facts.hotline}@{plan.domain}>;reason=unconditional;counter=1\r\n"
+            )
+        return OK
+
+    @guarded
+    def ksr_dispatcher_event(self, msg, event: str = "") -> int:  # type: ignore[no-untyped-def]
+        """A trunk gateway stopped or started answering OPTIONS probes: the
+        worker records it for the health page and alerts the operator."""
+        uri = KSR.pv.get("$du") or KSR.pv.get("$ru") or ""
+        up = event.endswith("dst-up")
+        for trunk in self.plans.current().trunks:
+            for gateway in trunk.gateways:
+                if trunk.probe_uri(gateway) == uri:
+                    log.log(
+                        logging.INFO if up else logging.WARNING,
+                        "trunk %s: gateway %s %s",
+                        trunk.name,
+                        gateway,
+                        "answers again" if up else "does not answer OPTIONS",
+                    )
+                    self.enqueue("trunk_gateway", trunk.name, gateway, up, time.time())
+        return OK
+
+    def reload_gateways(self) -> None:
+        """The dispatcher list is written with the plan: reload it (from the
+        timer process) when the plan changed."""
+        version = self.plans.current().version
+        if version != self._gateways_version and KSR.dispatcher.ds_reload() > 0:
+            self._gateways_version = version
+
     @guarded
     def ksr_failure_next(self, msg) -> int:  # type: ignore[no-untyped-def]
         state = self.load_state()
@@ -1233,6 +1372,8 @@ class Linebox:
             return OK
         code = KSR.pv.get("$T_reply_code") or 500
         state.last_code = code
+        if self.next_gateway(state, code):
+            return OK
         state.any_busy = state.any_busy or code in BUSY_CODES
         state.all_busy = state.all_busy and code in BUSY_CODES
         if state.queue_wait and not state.ring and state.phase == "ring" and state.all_busy:
@@ -1355,6 +1496,8 @@ class Linebox:
         state = self.load_state()
         if state is not None and state.outbound:
             KSR.htable.sht_dec("outbound", state.tenant)
+            if state.out_trunk:
+                KSR.htable.sht_dec("outbound", f"trunk:{state.out_trunk}")
         self.emit(
             cdr.CallEvent(
                 call_id=call_id,
@@ -1684,6 +1827,8 @@ class Linebox:
         facts = _facts_dec.decode(raw)
         if facts.outbound:
             KSR.htable.sht_dec("outbound", facts.tenant)
+            if facts.out_trunk:
+                KSR.htable.sht_dec("outbound", f"trunk:{facts.out_trunk}")
             if facts.answered_at:
                 self.add_outbound_time(facts.tenant, time.time() - facts.answered_at)
         if facts.record:

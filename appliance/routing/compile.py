@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import time
@@ -88,16 +89,38 @@ def _minutes(hhmm: str, entry: str) -> int:
     return h * 60 + m
 
 
-def _trunk_plan(row: dict[str, Any]) -> TrunkPlan:
-    host = row["host"]
-    address, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+def _trunk_plan(row: dict[str, Any], setid: int) -> TrunkPlan:
+    gateways = tuple(_json(row["gateways"]) or ()) or ((row["host"],) if row["host"] else ())
+    sources = tuple(_json(row["inbound"]) or ()) or tuple(filter(None, map(_source, gateways)))
     return TrunkPlan(
         name=row["name"],
-        host=host,
-        address=address or host,
-        port=int(port) if port.isdigit() else 0,
+        gateways=gateways,
+        sources=sources,
+        setid=setid,
+        transport=row["transport"] or "udp",
         dids=tuple(_json(row["dids"]) or ()),
+        did_map=dict(_json(row["did_map"]) or {}),
+        max_calls=row["max_calls"] or 0,
+        strip_prefix=row["strip_prefix"] or "",
+        add_prefix=row["add_prefix"] or "",
+        codecs=tuple(_json(row["codecs"]) or ()) or ("PCMA", "PCMU"),
     )
+
+
+def _source(gateway: str) -> str:
+    """Where calls from a gateway come from: the address `host` names and,
+    when it names one, the port. A gateway named by DNS is no source: the
+    site file must name the carrier's addresses in `inbound` then."""
+    if gateway.startswith("["):
+        address, _, rest = gateway[1:].partition("]")
+        port = rest[1:]
+    else:
+        address, _, port = gateway.partition(":")
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return ""
+    return f"{address}:{port}" if port else address
 
 
 def _json(value: Any) -> Any:
@@ -191,6 +214,7 @@ async def compile_plan() -> Plan:
             enabled=h["enabled"],
             schedule_override=h["schedule_override"],
             anonymous=h["anonymous"],
+            caller_id=h["caller_id"],
             state="suspended" if h["tenant"] in suspended else h["service_state"],
             ringback=h["ringback"],
             record=h["record"],
@@ -203,7 +227,8 @@ async def compile_plan() -> Plan:
             fallback_no_answer=tuple(fallback.get("no_answer", ())),
         )
 
-    trunks = tuple(_trunk_plan(t) for t in await Trunk.select().order_by(Trunk.position))
+    rows = await Trunk.select().order_by(Trunk.position)
+    trunks = tuple(_trunk_plan(t, setid) for setid, t in enumerate(rows, start=1))
 
     return Plan(
         version=new_version(),

@@ -9,8 +9,10 @@ file, so a process sees either the old plan or the new one, never half.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
+import ipaddress
 import os
 import tempfile
 import time
@@ -108,6 +110,8 @@ class HotlinePlan(msgspec.Struct, frozen=True):
     """`day`/`night`: every schedule of the hotline counts as open/closed."""
     anonymous: str = "allow"
     """`reject` refuses callers who withhold their number (433)."""
+    caller_id: str = "caller"
+    """What a destination rung through the trunk is shown: `caller` or `hotline`."""
     state: str = "active"
     """`active`, `capped` (a monthly cap is reached) or `suspended` (the
     tenant's balance ran out): the worker decides, the plan carries it."""
@@ -141,13 +145,45 @@ class TenantPlan(msgspec.Struct, frozen=True):
 
 class TrunkPlan(msgspec.Struct, frozen=True):
     name: str
-    host: str
-    """Where calls to the carrier go: `address[:port]`."""
-    address: str
-    """The IP address calls from the carrier arrive from."""
-    port: int = 0
-    """The carrier's source port when the site file names one (0 = any)."""
+    gateways: tuple[str, ...]
+    """Where calls to the carrier go, `address[:port]` each, in failover order."""
+    sources: tuple[str, ...] = ()
+    """Where the carrier's calls come from: `address`, `address:port` (the
+    short `host` form names the port) or a network `192.0.2.0/28`."""
+    setid: int = 1
+    """The trunk's set in Kamailio's dispatcher list (probing)."""
+    transport: str = "udp"
     dids: tuple[str, ...] = ()
+    did_map: dict[str, str] = {}
+    max_calls: int = 0
+    strip_prefix: str = ""
+    add_prefix: str = ""
+    codecs: tuple[str, ...] = ("PCMA", "PCMU")
+
+    def dial(self, number: str) -> str:
+        """`number` as the carrier wants it dialled."""
+        if self.strip_prefix and number.startswith(self.strip_prefix):
+            number = number[len(self.strip_prefix) :]
+        return self.add_prefix + number
+
+    def probe_uri(self, gateway: str) -> str:
+        """The gateway as Kamailio's dispatcher list names it."""
+        transport = f";transport={self.transport}" if self.transport != "udp" else ""
+        return f"sip:{gateway}{transport}"
+
+    def uri(self, number: str, gateway: str) -> str:
+        transport = f";transport={self.transport}" if self.transport != "udp" else ""
+        return f"sip:{self.dial(number)}@{gateway}{transport}"
+
+    def matches(self, address: str, port: int) -> bool:
+        for source in self.sources:
+            if "/" in source:
+                with contextlib.suppress(ValueError):
+                    if ipaddress.ip_address(address) in ipaddress.ip_network(source):
+                        return True
+            elif source == address or source == f"{address}:{port}":
+                return True
+        return False
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -169,9 +205,25 @@ class Plan(msgspec.Struct, frozen=True):
 
     def trunk_for_source(self, address: str, port: int) -> TrunkPlan | None:
         for trunk in self.trunks:
-            if trunk.address == address and trunk.port in (0, port):
+            if trunk.matches(address, port):
                 return trunk
         return None
+
+    def trunk_named(self, name: str) -> TrunkPlan | None:
+        return next((t for t in self.trunks if t.name == name), None)
+
+    def hotline_for(self, called: str, trunk: TrunkPlan | None) -> str:
+        """The hotline a number called over `trunk` reaches: its own number,
+        a DID the trunk maps to it, or the number in national form (the
+        carrier may send `+864001234567` or `864001234567`)."""
+        if called in self.hotlines:
+            return called
+        if trunk is not None and called in trunk.did_map:
+            return trunk.did_map[called]
+        for prefix in ("+86", "0086", "86"):
+            if called.startswith(prefix) and called[len(prefix) :] in self.hotlines:
+                return called[len(prefix) :]
+        return called
 
 
 EMPTY = Plan(version="empty", compiled_at=0.0, domain="")
@@ -192,19 +244,37 @@ def digest_ha1(user: str, realm: str, password: str) -> str:
     return hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
 
 
+def gateway_list(plan: Plan) -> str:
+    """The trunks' gateways in the format of Kamailio's dispatcher list
+    (`set uri flags priority attrs`): one set per trunk, gateways in order."""
+    lines = ["# linebox: the trunks' gateways, written with the routing plan"]
+    for trunk in plan.trunks:
+        for priority, gateway in enumerate(reversed(trunk.gateways)):
+            lines.append(
+                f"{trunk.setid} {trunk.probe_uri(gateway)} 0 {priority} trunk={trunk.name}"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def publish(plan: Plan, path: Path | None = None) -> Path:
-    """Write the plan where Kamailio reads it, atomically (write, fsync, rename)."""
+    """Write the plan where Kamailio reads it, atomically (write, fsync,
+    rename), and the trunks' gateways beside it (`dispatcher.list`, written
+    first: Kamailio reloads it when it sees the new plan)."""
     path = path or settings_mod.get().paths.plan_file
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = encode(plan)
-    fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=path.parent)
+    write_atomically(path.with_name("dispatcher.list"), gateway_list(plan).encode(), 0o644)
+    write_atomically(path, encode(plan), 0o640)  # digest hashes: linebox only
+    return path
+
+
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        # The plan carries SIP digest hashes: readable by linebox only.
-        os.chmod(tmp, 0o640)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -214,7 +284,6 @@ def publish(plan: Plan, path: Path | None = None) -> Path:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return path
 
 
 class PlanFile:

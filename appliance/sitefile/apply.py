@@ -104,7 +104,12 @@ def _tenant_key(row: dict[str, Any]) -> Hashable:
 
 KINDS = {
     "trunk": _Kind(
-        Trunk, "trunk", lambda r: r["name"], lambda r: r["name"], ("dids",), tenant_scoped=False
+        Trunk,
+        "trunk",
+        lambda r: r["name"],
+        lambda r: r["name"],
+        ("dids", "gateways", "inbound", "did_map", "codecs"),
+        tenant_scoped=False,
     ),
     "tenant": _Kind(
         Tenant,
@@ -183,6 +188,7 @@ def _hotline(h: HotlineConfig, slug: str, position: int) -> dict[str, Any]:
         "enabled": h.enabled,
         "schedule_override": h.schedule_override,
         "anonymous": h.anonymous,
+        "caller_id": h.caller_id,
         "ringback": h.ringback,
         "record": h.record,
         "pin": h.pin,
@@ -225,7 +231,23 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
             {k: msgspec.to_builtins(getattr(site.appliance, k)) for k in APPLIANCE_KEYS}
         )
     for i, t in enumerate(site.trunks):
-        put("trunk", {"name": t.name, "host": t.host, "dids": t.dids, "position": i})
+        put(
+            "trunk",
+            {
+                "name": t.name,
+                "host": t.host,
+                "dids": t.dids,
+                "position": i,
+                "gateways": t.gateways or [],
+                "inbound": t.inbound or [],
+                "transport": t.transport,
+                "did_map": t.did_map or {},
+                "max_calls": t.max_calls,
+                "strip_prefix": t.strip_prefix,
+                "add_prefix": t.add_prefix,
+                "codecs": t.codecs or ["PCMA", "PCMU"],
+            },
+        )
     passwords: dict[str, str] = {}
     for i, u in enumerate(site.users):
         put(

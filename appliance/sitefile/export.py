@@ -126,6 +126,7 @@ def _hotline(h: dict[str, Any]) -> Table:
                 "enabled": _if(False, not h["enabled"]),
                 "schedule_override": _if(h["schedule_override"], bool(h["schedule_override"])),
                 "anonymous": _if(h["anonymous"], h["anonymous"] != "allow"),
+                "caller_id": _if(h["caller_id"], h["caller_id"] != "caller"),
                 "ringback": _if(h["ringback"], bool(h["ringback"])),
                 "record": _if(True, h["record"]),
                 "pin": _if(h["pin"], bool(h["pin"])),
@@ -168,7 +169,26 @@ async def export_site() -> str:
         doc.add(
             "trunks",
             _aot(
-                [_table({"name": t["name"], "host": t["host"], "dids": t["dids"]}) for t in trunks]
+                [
+                    _table(
+                        _clean(
+                            {
+                                "name": t["name"],
+                                "host": _if(t["host"], bool(t["host"])),
+                                "gateways": _if(t["gateways"], bool(t["gateways"])),
+                                "inbound": _if(t["inbound"], bool(t["inbound"])),
+                                "transport": _if(t["transport"], t["transport"] != "udp"),
+                                "dids": t["dids"],
+                                "did_map": _if(t["did_map"], bool(t["did_map"])),
+                                "max_calls": _if(t["max_calls"], bool(t["max_calls"])),
+                                "strip_prefix": _if(t["strip_prefix"], bool(t["strip_prefix"])),
+                                "add_prefix": _if(t["add_prefix"], bool(t["add_prefix"])),
+                                "codecs": _if(t["codecs"], t["codecs"] != ["PCMA", "PCMU"]),
+                            }
+                        )
+                    )
+                    for t in trunks
+                ]
             ),
         )
 

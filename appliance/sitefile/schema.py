@@ -64,10 +64,34 @@ class TrunkConfig(_Struct, kw_only=True):
     """`[[trunks]]`: a carrier SIP trunk."""
 
     name: str
-    host: str
-    """`address[:port]` the carrier's calls come from and outbound calls go to."""
+    host: str = ""
+    """`address[:port]` the carrier's calls come from and outbound calls go
+    to: the short form of one gateway, when `gateways` is not written."""
+    gateways: list[str] | None = None
+    """Where calls out go, `address[:port]` each, in order: the first that
+    answers Kamailio's OPTIONS probes takes the call, and a gateway that does
+    not answer the call itself hands it to the next."""
+    inbound: list[str] | None = None
+    """Addresses or networks (`192.0.2.0/28`) the carrier's calls come from;
+    the gateways' addresses when not written. Calls from them need no
+    password and are never counted as a flood."""
+    transport: str = "udp"
+    """`udp`, `tcp` or `tls` toward the gateways."""
     dids: list[str] = []
     """The hotline numbers the carrier delivers over this trunk."""
+    did_map: dict[str, str] | None = None
+    """A number the carrier delivers that is not the hotline's own → the
+    hotline it reaches (`{ "02158881234" = "4001234567" }`)."""
+    max_calls: int = 0
+    """Calls out through the trunk at once (the channels the carrier sold),
+    whatever tenant places them; 0: no limit."""
+    strip_prefix: str = ""
+    """Taken off the front of numbers called through the trunk (`0086`)."""
+    add_prefix: str = ""
+    """Put in front of numbers called through the trunk, after stripping."""
+    codecs: list[str] | None = None
+    """What the carrier's media takes (`PCMA`, `PCMU`, `G722`, `opus`): a
+    phone offering none of them is transcoded by rtpengine."""
 
 
 class Billing(_Struct, kw_only=True):
@@ -196,6 +220,9 @@ class HotlineConfig(_Struct, kw_only=True):
     (the manual day/night switch); empty follows the schedules."""
     anonymous: str = "allow"
     """Callers who withhold their number: `allow` or `reject` (433)."""
+    caller_id: str = "caller"
+    """What a mobile or landline rung through the trunk shows: `caller`, the
+    real caller (the hotline goes in Diversion), or `hotline`."""
     ringback: str = ""
     record: bool = False
     pin: str = ""
@@ -301,6 +328,11 @@ def extension_number_problem(number: str) -> str | None:
     if not _DIGITS.match(number) or not 2 <= len(number) <= 8:
         return f"{number!r} is not an extension number: 2 to 8 digits"
     return None
+
+
+TRANSPORTS = ("udp", "tcp", "tls")
+CODECS = ("PCMA", "PCMU", "G722", "opus")
+_PREFIX = re.compile(r"^\+?[0-9]{1,8}$")
 
 
 def host_problem(host: str) -> str | None:
@@ -722,9 +754,38 @@ class _Checker:
     def trunk(self, trunk: TrunkConfig, path: KeyPath) -> None:
         if not trunk.name:
             self.p.add((*path, "name"), "must not be empty")
-        problem = host_problem(trunk.host)
-        if problem:
-            self.p.add((*path, "host"), problem)
+        if trunk.host:
+            problem = host_problem(trunk.host)
+            if problem:
+                self.p.add((*path, "host"), problem)
+        elif not trunk.gateways:
+            self.p.add(path, "needs a host or gateways")
+        for g, gateway in enumerate(trunk.gateways or ()):
+            problem = host_problem(gateway)
+            if problem:
+                self.p.add((*path, "gateways", g), problem)
+        for n, network in enumerate(trunk.inbound or ()):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                self.p.add(
+                    (*path, "inbound", n),
+                    f"{network!r} is not an address or network like 192.0.2.0/28",
+                )
+        if trunk.transport not in TRANSPORTS:
+            self.p.add(
+                (*path, "transport"), f"{trunk.transport!r} is not one of {' | '.join(TRANSPORTS)}"
+            )
+        self.int_range(trunk.max_calls, 0, 100000, (*path, "max_calls"))
+        for key in ("strip_prefix", "add_prefix"):
+            value = getattr(trunk, key)
+            if value and not _PREFIX.match(value):
+                self.p.add((*path, key), f"{value!r} is not a prefix: up to 8 digits, or + first")
+        for c, codec in enumerate(trunk.codecs or ()):
+            if codec not in CODECS:
+                self.p.add((*path, "codecs", c), f"{codec!r} is not one of {' | '.join(CODECS)}")
+        if trunk.codecs == []:
+            self.p.add((*path, "codecs"), "must name a codec")
 
     def trunk_dids(self) -> None:
         routed_by: dict[str, str] = {}
@@ -735,6 +796,16 @@ class _Checker:
                     self.p.add(at, f"{did!r} is not a hotline in this file")
                 elif did in routed_by:
                     self.p.add(at, f"{did!r} already arrives over trunk {routed_by[did]!r}")
+                else:
+                    routed_by[did] = trunk.name
+            for did, hotline in (trunk.did_map or {}).items():
+                mapped = ("trunks", i, "did_map", did)
+                if not _DIGITS.match(did):
+                    self.p.add(mapped, f"{did!r} is not a number")
+                elif did in self.hotline_owner or did in routed_by:
+                    self.p.add(mapped, f"{did!r} is a hotline or already arrives over a trunk")
+                elif hotline not in self.hotline_owner:
+                    self.p.add(mapped, f"{hotline!r} is not a hotline in this file")
                 else:
                     routed_by[did] = trunk.name
 
@@ -904,6 +975,8 @@ class _Checker:
             )
         if h.anonymous not in ("allow", "reject"):
             self.p.add((*path, "anonymous"), f'{h.anonymous!r} must be "allow" or "reject"')
+        if h.caller_id not in ("caller", "hotline"):
+            self.p.add((*path, "caller_id"), f'{h.caller_id!r} must be "caller" or "hotline"')
         self.prompt_ref(h.ringback, (*path, "ringback"), t)
         if h.pin and not (_DIGITS.match(h.pin) and 4 <= len(h.pin) <= 8):
             self.p.add((*path, "pin"), f"{h.pin!r} is not a PIN: 4 to 8 digits")

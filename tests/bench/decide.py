@@ -94,7 +94,12 @@ def build_plan() -> Plan:
         extensions=extensions,
         tenants={"t": TenantPlan(slug="t", groups=groups, schedules=schedules)},
         trunks=(
-            TrunkPlan(name="carrier", host="127.0.0.1", address="127.0.0.1", dids=tuple(hotlines)),
+            TrunkPlan(
+                name="carrier",
+                gateways=("127.0.0.1",),
+                sources=("127.0.0.1",),
+                dids=tuple(hotlines),
+            ),
         ),
     )
 

@@ -117,12 +117,11 @@ def make_plan(*hotlines: HotlinePlan) -> Plan:
         trunks=(
             TrunkPlan(
                 name="carrier",
-                host="127.0.0.1:5090",
-                address="127.0.0.1",
-                port=5090,
+                gateways=("127.0.0.1:5090",),
+                sources=("127.0.0.1:5090",),
                 dids=tuple(h.number for h in hotlines),
             ),
-            TrunkPlan(name="other-carrier", host="10.0.0.9", address="10.0.0.9"),
+            TrunkPlan(name="other-carrier", gateways=("10.0.0.9",), sources=("10.0.0.9",)),
         ),
     )
 

@@ -11,6 +11,7 @@ import stat
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from appliance.routing.compile import (
@@ -78,7 +79,9 @@ def plan_with(version: str, hotlines: int = 1) -> Plan:
             )
         },
         extensions={"8001": ExtensionPlan(number="8001", tenant="acme", ha1="a" * 32)},
-        trunks=(TrunkPlan(name="carrier", host="127.0.0.1:5090", address="127.0.0.1", port=5090),),
+        trunks=(
+            TrunkPlan(name="carrier", gateways=("127.0.0.1:5090",), sources=("127.0.0.1:5090",)),
+        ),
     )
 
 
@@ -121,7 +124,26 @@ def test_publish_leaves_no_temporary_files_behind(tmp_path: Path) -> None:
     for n in range(5):
         publish(plan_with(f"v{n}"), tmp_path / "plan.json")
 
-    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dispatcher.list", "plan.json"]
+
+
+def test_the_gateways_are_listed_for_kamailios_dispatcher_in_failover_order(
+    tmp_path: Path,
+) -> None:
+    plan = msgspec.structs.replace(
+        plan_with("g"),
+        trunks=(
+            TrunkPlan(name="a", gateways=("10.0.0.1", "10.0.0.2:5070"), setid=1),
+            TrunkPlan(name="b", gateways=("carrier.example.cn",), setid=2, transport="tls"),
+        ),
+    )
+    publish(plan, tmp_path / "plan.json")
+
+    assert (tmp_path / "dispatcher.list").read_text().splitlines()[1:] == [
+        "1 sip:10.0.0.2:5070 0 0 trunk=a",
+        "1 sip:10.0.0.1 0 1 trunk=a",
+        "2 sip:carrier.example.cn;transport=tls 0 0 trunk=b",
+    ]
 
 
 def test_publish_is_atomic_for_a_reader_in_another_thread(tmp_path: Path) -> None:
@@ -203,8 +225,11 @@ def test_trunk_matches_its_source_port_or_any_port_when_it_names_none() -> None:
         compiled_at=0.0,
         domain="",
         trunks=(
-            TrunkPlan(name="fixed", host="10.0.0.1:5090", address="10.0.0.1", port=5090),
-            TrunkPlan(name="any", host="10.0.0.2", address="10.0.0.2"),
+            TrunkPlan(name="fixed", gateways=("10.0.0.1:5090",), sources=("10.0.0.1:5090",)),
+            TrunkPlan(name="any", gateways=("10.0.0.2",), sources=("10.0.0.2",)),
+            TrunkPlan(
+                name="net", gateways=("10.1.0.1",), sources=("192.0.2.0/28", "2001:db8::/64")
+            ),
         ),
     )
 
@@ -212,6 +237,41 @@ def test_trunk_matches_its_source_port_or_any_port_when_it_names_none() -> None:
     assert plan.trunk_for_source("10.0.0.1", 5060) is None
     assert plan.trunk_for_source("10.0.0.2", 40000).name == "any"  # type: ignore[union-attr]
     assert plan.trunk_for_source("10.0.0.3", 5060) is None
+    assert plan.trunk_for_source("192.0.2.14", 5060).name == "net"  # type: ignore[union-attr]
+    assert plan.trunk_for_source("192.0.2.16", 5060) is None
+    assert plan.trunk_for_source("2001:db8::7", 5060).name == "net"  # type: ignore[union-attr]
+    assert plan.trunk_for_source("not-an-address", 5060) is None
+
+
+def test_numbers_are_dialled_in_the_carriers_format() -> None:
+    trunk = TrunkPlan(
+        name="c", gateways=("10.0.0.1",), strip_prefix="+86", add_prefix="0", transport="tcp"
+    )
+
+    assert trunk.dial("+8613800138000") == "013800138000"
+    assert trunk.dial("13800138000") == "013800138000"
+    assert trunk.uri("+8613800138000", "10.0.0.2:5070") == (
+        "sip:013800138000@10.0.0.2:5070;transport=tcp"
+    )
+    assert TrunkPlan(name="u", gateways=("g",)).uri("02158881234", "g") == "sip:02158881234@g"
+
+
+def test_called_numbers_reach_their_hotline_through_the_did_map_or_national_form() -> None:
+    trunk = TrunkPlan(name="c", gateways=("10.0.0.1",), did_map={"02158881234": "4001234567"})
+    plan = Plan(
+        version="t",
+        compiled_at=0.0,
+        domain="",
+        hotlines={"4001234567": HotlinePlan(number="4001234567", tenant="acme")},
+        trunks=(trunk,),
+    )
+
+    assert plan.hotline_for("4001234567", trunk) == "4001234567"
+    assert plan.hotline_for("02158881234", trunk) == "4001234567"
+    assert plan.hotline_for("02158881234", None) == "02158881234"  # only over that trunk
+    assert plan.hotline_for("+864001234567", None) == "4001234567"
+    assert plan.hotline_for("864001234567", trunk) == "4001234567"
+    assert plan.hotline_for("4009999999", trunk) == "4009999999"
 
 
 def test_digest_ha1_is_md5_of_user_realm_password() -> None:
@@ -299,18 +359,19 @@ def test_compiled_extensions_carry_the_digest_ha1(site: dict[str, int]) -> None:
     assert plan.extensions["8002"].ha1 == hashlib.md5(b"8002:linebox.local:hunter2").hexdigest()
 
 
-def test_compiled_trunks_split_host_into_address_and_port(site: dict[str, int]) -> None:
+def test_compiled_trunks_take_their_gateways_and_sources_from_host(site: dict[str, int]) -> None:
     carrier, backup = compile_now().trunks
 
     assert carrier == TrunkPlan(
-        name="carrier", host="127.0.0.1:5090", address="127.0.0.1", port=5090, dids=("4001000001",)
+        name="carrier",
+        gateways=("127.0.0.1:5090",),
+        sources=("127.0.0.1:5090",),
+        setid=1,
+        dids=("4001000001",),
     )
+    # A gateway named by DNS is no source: the site file names `inbound`.
     assert backup == TrunkPlan(
-        name="backup",
-        host="carrier.example.cn",
-        address="carrier.example.cn",
-        port=0,
-        dids=("4001000002",),
+        name="backup", gateways=("carrier.example.cn",), sources=(), setid=2, dids=("4001000002",)
     )
 
 

@@ -243,7 +243,7 @@ def test_apply_publishes_the_routing_plan(data_dir: Path) -> None:
     apply(EXAMPLE)
     plan = json.loads(plan_file.read_text())
     assert set(plan["hotlines"]) == {"4001234567", "4006668888"}
-    assert plan["trunks"][0]["host"] == "127.0.0.1:5090"
+    assert plan["trunks"][0]["gateways"] == ["127.0.0.1:5090"]
 
 
 def test_a_prompt_file_is_copied_into_the_data_dir(data_dir: Path, tmp_path: Path) -> None:

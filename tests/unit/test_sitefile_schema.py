@@ -750,3 +750,55 @@ def test_a_static_address_for_the_appliance_is_checked() -> None:
     assert parse_site(good).appliance.network.address == "192.0.2.10/24"  # type: ignore[union-attr]
     bad = good.replace('"192.0.2.10/24"', '"192.0.2.300/24"')
     assert any("appliance.network" in p and "192.0.2.300" in p for p in problems(bad))
+
+
+TRUNK = 'dids = ["4001234567", "4006668888"]\n'
+
+
+def test_a_trunk_with_gateways_networks_formats_and_a_did_map_passes() -> None:
+    text = mutate(
+        TRUNK,
+        TRUNK
+        + 'gateways = ["192.0.2.1:5060", "192.0.2.2", "[2001:db8::1]:5070"]\n'
+        + 'inbound = ["192.0.2.0/28", "198.51.100.7"]\n'
+        + 'transport = "tcp"\n'
+        + 'did_map = { "02158881234" = "4001234567" }\n'
+        + "max_calls = 30\n"
+        + 'strip_prefix = "+86"\n'
+        + 'add_prefix = "0"\n'
+        + 'codecs = ["PCMA", "G722"]\n',
+    )
+    trunk = parse_site(text).trunks[0]
+    assert trunk.gateways == ["192.0.2.1:5060", "192.0.2.2", "[2001:db8::1]:5070"]
+    assert trunk.did_map == {"02158881234": "4001234567"}
+
+
+def test_trunk_mistakes_are_each_reported_on_their_line() -> None:
+    text = mutate(
+        TRUNK,
+        TRUNK
+        + 'gateways = ["192.0.2.1:99999"]\n'
+        + 'inbound = ["192.0.2.0/33"]\n'
+        + 'transport = "sctp"\n'
+        + 'did_map = { "02158881234" = "4009999999", "4001234567" = "4006668888" }\n'
+        + "max_calls = -1\n"
+        + 'add_prefix = "0x"\n'
+        + 'codecs = ["G729"]\n',
+    )
+    found = problems(text)
+    assert any("gateways[0]" in p and "port" in p for p in found), found
+    assert any("inbound[0]" in p and "192.0.2.0/33" in p for p in found), found
+    assert any("transport" in p and "'sctp'" in p for p in found), found
+    assert any("'4009999999' is not a hotline" in p for p in found), found
+    assert any("'4001234567' is a hotline" in p for p in found), found
+    assert any("max_calls" in p for p in found), found
+    assert any("add_prefix" in p and "'0x'" in p for p in found), found
+    assert any("codecs[0]" in p and "'G729'" in p for p in found), found
+    assert len(found) == 8, found
+
+
+def test_a_hotline_shows_the_caller_or_itself() -> None:
+    number = 'number = "4001234567"\n'
+    assert parse_site(mutate(number, number + 'caller_id = "hotline"\n')).tenants[0].hotlines
+    found = problems(mutate(number, number + 'caller_id = "platform"\n'))
+    assert any("caller_id" in p and '"caller" or "hotline"' in p for p in found), found
