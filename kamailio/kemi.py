@@ -63,10 +63,11 @@ RTP_OFFER = "replace-origin replace-session-connection ICE=remove RTP/AVP"
 # phone that offered SRTP (RTP/SAVP, SDES) keeps it on its leg while the
 # other leg is plain RTP/AVP.
 RTP_ANSWER = "replace-origin replace-session-connection ICE=remove port-latching"
-# The trunk takes only G.711: every offer also lists PCMA and PCMU (when the
-# phone offered only Opus or G.722), and rtpengine transcodes only when the
-# answer picks a codec the offerer did not offer.
-RTP_TRANSCODE = " codec-transcode=PCMA codec-transcode=PCMU"
+# The trunk takes only what its `codecs` name (G.711 unless told): every
+# offer also lists them (when the phone offered only Opus or G.722), and
+# rtpengine transcodes only when the answer picks a codec the offerer did
+# not offer.
+TRUNK_CODECS = ("PCMA", "PCMU")
 
 # A phone behind NAT (nathelper's nat_uac_test): its Contact is a private
 # address (1), its Via's address (2) or port (16) is not where the request
@@ -310,13 +311,16 @@ def gateway_for(trunk: TrunkPlan, start: int = 0) -> int:
     return min(start, len(trunk.gateways) - 1)
 
 
-def offer_flags() -> str:
+def offer_flags(plan: Plan | None = None) -> str:
     """rtpengine's flags for the offer of the request at hand: a phone behind
     NAT gets its media at the address its request came from, not at the
-    private one in its SDP, from the first packet on."""
+    private one in its SDP, from the first packet on; the trunk's codecs are
+    offered too, transcoded where the phone has none of them."""
+    codecs = plan.trunks[0].codecs if plan is not None and plan.trunks else TRUNK_CODECS
+    flags = RTP_OFFER + "".join(f" codec-transcode={codec}" for codec in codecs)
     if KSR.nathelper.nat_uac_test(NAT_TEST) > 0:
-        return RTP_OFFER + RTP_TRANSCODE + " SIP-source-address"
-    return RTP_OFFER + RTP_TRANSCODE
+        return flags + " SIP-source-address"
+    return flags
 
 
 @contextlib.contextmanager
@@ -605,7 +609,7 @@ class Linebox:
     def start_ringing(self, plan: Plan, decision: Decision, event: cdr.CallEvent, day: str) -> int:
         call_id = event.call_id
         has_sdp = KSR.textops.has_body_type("application/sdp") > 0
-        if has_sdp and KSR.rtpengine.rtpengine_offer(offer_flags()) < 0:
+        if has_sdp and KSR.rtpengine.rtpengine_offer(offer_flags(self.plans.current())) < 0:
             log.error("call %s: rtpengine refused the offer", call_id)
             self.emit(ended(event, "failed", 503, "media relay unavailable"))
             KSR.sl.send_reply(503, "Service Unavailable")
@@ -722,7 +726,7 @@ class Linebox:
             self.emit(ended(event, "failed", 488, "no SDP offer for the menu"))
             KSR.sl.send_reply(488, "Not Acceptable Here")
             return OK
-        if KSR.rtpengine.rtpengine_offer(offer_flags()) < 0:
+        if KSR.rtpengine.rtpengine_offer(offer_flags(self.plans.current())) < 0:
             self.emit(ended(event, "failed", 503, "media relay unavailable"))
             KSR.sl.send_reply(503, "Service Unavailable")
             return OK
@@ -1031,7 +1035,7 @@ class Linebox:
     def take_message(self, event: cdr.CallEvent, decision: Decision) -> int:
         """A call whose route is voicemail: answer it and record a message."""
         call_id = event.call_id
-        if KSR.rtpengine.rtpengine_offer(offer_flags()) < 0:
+        if KSR.rtpengine.rtpengine_offer(offer_flags(self.plans.current())) < 0:
             self.emit(ended(event, "failed", 503, "media relay unavailable"))
             KSR.sl.send_reply(503, "Service Unavailable")
             return OK
@@ -1295,7 +1299,7 @@ class Linebox:
         # A branch made in the failure route starts from the caller's own
         # SDP: rtpengine offers its media again (the same ports).
         if KSR.textops.has_body_type("application/sdp") > 0:
-            KSR.rtpengine.rtpengine_offer(offer_flags())
+            KSR.rtpengine.rtpengine_offer(offer_flags(self.plans.current()))
         state.branches = [*state.branches, target]
         self.save_state(state)
         timeout_ms = target.timeout * 1000
@@ -1670,7 +1674,7 @@ class Linebox:
                 self.end_answered_call(call_id, known)
             elif KSR.is_INVITE() or KSR.is_UPDATE():
                 if KSR.textops.has_body_type("application/sdp") > 0:
-                    KSR.rtpengine.rtpengine_offer(offer_flags())
+                    KSR.rtpengine.rtpengine_offer(offer_flags(self.plans.current()))
                 KSR.tm.t_on_reply("ksr_reply_invite")
             KSR.tm.t_relay()
             return OK
