@@ -174,7 +174,9 @@ def _decide_hotline(
 
     if facts.trunk:
         trunk = next((t for t in plan.trunks if t.name == facts.trunk), None)
-        if trunk is None or hotline.number not in trunk.dids:
+        if trunk is None or not (
+            hotline.number in trunk.dids or hotline.number in trunk.did_map.values()
+        ):
             return _reject(404, "Not Found", trace, common)
     elif facts.caller_extension:
         caller_ext = plan.extensions.get(facts.caller_extension)

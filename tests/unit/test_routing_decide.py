@@ -174,6 +174,13 @@ def test_hotline_from_a_trunk_that_does_not_list_it_is_rejected_with_404() -> No
     assert_rejected(call(make_plan(), trunk="other-carrier"), 404)
 
 
+def test_hotline_reached_through_a_did_its_trunk_maps_to_it_rings() -> None:
+    plan = make_plan()
+    mapped = msgspec.structs.replace(plan.trunks[1], did_map={"02158881234": HOTLINE}, dids=())
+    plan = msgspec.structs.replace(plan, trunks=(plan.trunks[0], mapped))
+    assert call(plan, trunk="other-carrier").action == "ring"
+
+
 def test_hotline_from_an_unknown_trunk_name_is_rejected_with_404() -> None:
     assert_rejected(call(make_plan(), trunk="no-such-carrier"), 404)
 
