@@ -4,6 +4,7 @@ database and the published plan. Owners and agents get 403 everywhere."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import tarfile
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from litestar.testing import TestClient
 from appliance import settings as settings_mod
 from appliance.routing.plan import decode
 from appliance.settings import Settings
-from appliance.tables import AuditEntry, LedgerEntry, Trunk
+from appliance.tables import AuditEntry, LedgerEntry, Trunk, TrunkStatus
 from tests.unit.web_helpers import PASSWORD, Session, csrf_of, setup_site
 from web.app import create_app
 
@@ -244,6 +245,134 @@ def test_trunks_are_created_edited_and_deleted_under_the_site_files_rules(
         .run_sync()
     )
     assert "192.0.2.21" in str(entry["detail"])
+
+
+NEW_TRUNK = {
+    "name": "unicom",
+    "gateways": ["192.0.2.30:5060", "192.0.2.31"],
+    "inbound": ["192.0.2.0/28"],
+    "transport": "tcp",
+    "did_map": {"02158881234": "4001234567"},
+    "max_calls": 30,
+    "strip_prefix": "0086",
+    "add_prefix": "9",
+    "codecs": ["PCMA", "G722"],
+}
+
+
+def test_a_trunks_gateways_and_carrier_settings_round_trip_with_the_audit_log(
+    app: tuple[Settings, TestClient], root: Session
+) -> None:
+    s = app[0]
+    made = root.post("/api/v1/admin/trunks", json=NEW_TRUNK)
+    assert made.status_code == 201, made.text
+    assert made.json() == {**NEW_TRUNK, "host": "", "dids": []}
+    assert root.get("/api/v1/admin/trunks/unicom").json() == made.json()
+    (published,) = [t for t in plan(s).trunks if t.name == "unicom"]
+    assert published.gateways == ("192.0.2.30:5060", "192.0.2.31")
+    assert published.max_calls == 30
+
+    edited = root.patch(
+        "/api/v1/admin/trunks/unicom", json={"max_calls": 0, "codecs": ["opus"], "inbound": []}
+    )
+    assert edited.status_code == 200, edited.text
+    out = edited.json()
+    assert (out["max_calls"], out["codecs"], out["inbound"]) == (0, ["opus"], [])
+    assert out["gateways"] == NEW_TRUNK["gateways"] and out["transport"] == "tcp"
+    (entry,) = (
+        AuditEntry.select()
+        .where(AuditEntry.target == "trunk:unicom", AuditEntry.action == "update")
+        .run_sync()
+    )
+    assert "max_calls" in str(entry["detail"]) and "opus" in str(entry["detail"])
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"transport": "sctp"}, "transport"),
+        ({"codecs": ["G729"]}, "codecs"),
+        ({"gateways": ["not a host!"]}, "gateways"),
+        ({"inbound": ["192.0.2.0/99"]}, "inbound"),
+        ({"max_calls": -1}, "max_calls"),
+        ({"strip_prefix": "00x"}, "strip_prefix"),
+        ({"did_map": {"02158881234": "4009999999"}}, "did_map"),
+        ({"did_map": {"4006668888": "4001234567"}}, "did_map"),
+        ({"gateways": [], "host": ""}, ""),
+    ],
+)
+def test_a_bad_trunk_setting_is_refused_saying_what_to_fix(
+    root: Session, change: dict[str, object], key: str
+) -> None:
+    made = root.post("/api/v1/admin/trunks", json={**NEW_TRUNK, **change})
+    assert made.status_code == 400, made.text
+    errors = made.json()["details"]["errors"]
+    assert any(e["key"].startswith(key) for e in errors), errors
+    assert root.get("/api/v1/admin/trunks/unicom").status_code == 404
+    edited = root.patch("/api/v1/admin/trunks/carrier", json=change)
+    assert edited.status_code == 400, edited.text
+    assert root.get("/api/v1/admin/trunks/carrier").json()["host"] == "127.0.0.1:5090"
+
+
+def test_a_malformed_trunk_setting_is_a_400(root: Session) -> None:
+    for change in ({"max_calls": "many"}, {"did_map": ["4001234567"]}, {"colour": "red"}):
+        response = root.patch("/api/v1/admin/trunks/carrier", json=change)
+        assert response.status_code == 400, (change, response.text)
+
+
+def test_the_trunk_form_takes_gateways_and_carrier_settings(root: Session) -> None:
+    form = {
+        "_csrf": root.csrf,
+        "action": "create",
+        "name": "unicom",
+        "gateways": "192.0.2.30:5060 192.0.2.31",
+        "inbound": "192.0.2.0/28",
+        "transport": "tls",
+        "did_map": "02158881234=4001234567",
+        "max_calls": "12",
+        "strip_prefix": "0086",
+        "codecs": "PCMA G722",
+    }
+    made = root.post("/admin/trunks", data=form)
+    assert made.status_code == 200, made.text
+    assert 'value="192.0.2.30:5060 192.0.2.31"' in made.text
+    trunk = root.get("/api/v1/admin/trunks/unicom").json()
+    assert (trunk["transport"], trunk["max_calls"], trunk["did_map"]) == (
+        "tls",
+        12,
+        {"02158881234": "4001234567"},
+    )
+    bad = root.post("/admin/trunks", data={**form, "action": "update", "codecs": "G729"})
+    assert bad.status_code == 400 and "codecs" in bad.text
+    assert root.post("/admin/trunks", data={**form, "max_calls": "x"}).status_code == 400
+    assert root.get("/api/v1/admin/trunks/unicom").json()["codecs"] == ["PCMA", "G722"]
+
+
+def test_the_health_page_shows_each_trunk_gateway_up_down_or_not_probed(
+    app: tuple[Settings, TestClient], root: Session
+) -> None:
+    root.post("/api/v1/admin/trunks", json=NEW_TRUNK)
+    since = dt.datetime(2026, 11, 23, 3, 4, 5, tzinfo=dt.UTC)
+    TrunkStatus.insert(
+        TrunkStatus(trunk="unicom", gateway="192.0.2.30:5060", up=False, since=since),
+        TrunkStatus(trunk="carrier", gateway="127.0.0.1:5090", up=True, since=since),
+    ).run_sync()
+    report = root.get("/api/v1/admin/health").json()
+    states = {(g["trunk"], g["gateway"]): g["up"] for g in report["gateways"]}
+    assert states == {
+        ("carrier", "127.0.0.1:5090"): True,
+        ("unicom", "192.0.2.30:5060"): False,
+        ("unicom", "192.0.2.31"): None,
+    }
+    assert report["status"] == "degraded"
+    page = root.get("/admin/health")
+    assert page.status_code == 200
+    assert "中继网关" in page.text and "故障，自 2026-11-23 03:04:05" in page.text
+    assert "尚未探测" in page.text
+    app[1].cookies.set("lb_lang", "en")
+    page = root.get("/admin/health")
+    assert "down since 2026-11-23 03:04:05" in page.text and "not probed yet" in page.text
+    assert "up since" in page.text
 
 
 def test_users_are_created_reset_locked_unlocked_and_given_roles(

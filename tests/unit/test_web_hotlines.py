@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from appliance import settings as settings_mod
 from appliance.routing.plan import decode
 from appliance.settings import Settings
-from appliance.tables import Hotline
+from appliance.tables import AuditEntry, Hotline
 from tests.unit.web_helpers import Session, setup_site
 from web.app import create_app
 
@@ -228,3 +228,39 @@ def test_page_form_without_csrf_is_refused(acme: Session) -> None:
     response = acme.client.post("/hotlines/4001234567", data={"name": "x"})
 
     assert response.status_code == 403
+
+
+def test_caller_id_is_chosen_over_the_api_and_the_page_with_the_audit_log(
+    app: tuple[Settings, TestClient], acme: Session
+) -> None:
+    s = app[0]
+    assert acme.get("/api/v1/hotlines/4001234567").json()["caller_id"] == "caller"
+    bad = acme.patch("/api/v1/hotlines/4001234567", json={"caller_id": "nobody"})
+    assert bad.status_code == 400 and "caller_id" in bad.text
+    shown = acme.patch("/api/v1/hotlines/4001234567", json={"caller_id": "hotline"})
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["caller_id"] == "hotline"
+    assert plan(s).hotlines["4001234567"].caller_id == "hotline"
+    (entry,) = (
+        AuditEntry.select()
+        .where(AuditEntry.target == "hotline:4001234567", AuditEntry.action == "update")
+        .run_sync()
+    )
+    assert "caller_id" in str(entry["detail"]) and "hotline" in str(entry["detail"])
+
+    page = acme.get("/hotlines/4001234567")
+    assert "来电显示" in page.text and "显示主叫号码" in page.text and "显示400号码" in page.text
+    saved = acme.post(
+        "/hotlines/4001234567",
+        data={"_csrf": acme.csrf, "name": "Acme", "enabled": "on", "caller_id": "caller"},
+    )
+    assert saved.status_code == 200, saved.text
+    assert Hotline.select(Hotline.caller_id).where(Hotline.number == "4001234567").run_sync() == [
+        {"caller_id": "caller"}
+    ]
+    # Another tenant's hotline stays out of reach.
+    theirs = acme.patch("/api/v1/hotlines/4007654321", json={"caller_id": "hotline"})
+    assert theirs.status_code == 404
+    assert Hotline.select(Hotline.caller_id).where(Hotline.number == "4007654321").run_sync() == [
+        {"caller_id": "caller"}
+    ]

@@ -433,7 +433,7 @@ class HealthAdminController(Controller):
     @get(
         "/",
         operation_id="adminSystemHealth",
-        summary="The components' health and `linebox doctor`'s checks",
+        summary="The components' health, `linebox doctor`'s checks and the trunk gateways' state",
     )
     async def health(self, settings: AppSettings) -> SystemHealth:
         return await services.system_health(settings)
@@ -449,6 +449,31 @@ def _form_value(form: Any, name: str) -> str:
 
 def _lines(text: str) -> list[str]:
     return [x for x in text.replace(",", " ").replace("，", " ").split() if x]
+
+
+def _trunk_form(form: Any) -> dict[str, Any]:
+    """A trunk's keys from the trunk form; ValueError says what is wrong."""
+    max_calls = _form_value(form, "max_calls") or "0"
+    if not max_calls.isdigit() or len(max_calls) > 9:
+        raise ValueError(f"max_calls: {max_calls!r} is not a number of calls")
+    did_map = {}
+    for pair in _lines(_form_value(form, "did_map")):
+        did, sep, hotline = pair.partition("=")
+        if not sep or not did or not hotline:
+            raise ValueError(f"did_map: {pair!r} is not number=hotline")
+        did_map[did] = hotline
+    return {
+        "host": _form_value(form, "host"),
+        "gateways": _lines(_form_value(form, "gateways")),
+        "inbound": _lines(_form_value(form, "inbound")),
+        "transport": _form_value(form, "transport") or "udp",
+        "dids": _lines(_form_value(form, "dids")),
+        "did_map": did_map,
+        "max_calls": int(max_calls),
+        "strip_prefix": _form_value(form, "strip_prefix"),
+        "add_prefix": _form_value(form, "add_prefix"),
+        "codecs": _lines(_form_value(form, "codecs")) or ["PCMA", "PCMU"],
+    }
 
 
 SECTIONS = ("tenants", "numbers", "trunks", "users", "backups", "health")
@@ -564,12 +589,16 @@ class AdminPageController(Controller):
     async def trunks_form(self, request: Req, settings: AppSettings) -> Template:
         form = await request.form()
         action, name = _form_value(form, "action"), _form_value(form, "name")
-        host, dids = _form_value(form, "host"), _lines(_form_value(form, "dids"))
+        if action in ("create", "update"):
+            try:
+                keys = _trunk_form(form)
+            except ValueError as exc:
+                return await self._page("trunks", settings, status=400, error=str(exc))
         if action == "create":
-            work: Any = create_trunk(request, TrunkCreate(name=name, host=host, dids=dids))
+            work: Any = create_trunk(request, TrunkCreate(name=name, **keys))
             done = gettext("Trunk %(name)s created.") % {"name": name}
         elif action == "update":
-            work = update_trunk(request, name, TrunkUpdate(host=host, dids=dids))
+            work = update_trunk(request, name, TrunkUpdate(**keys))
             done = gettext("Trunk %(name)s saved.") % {"name": name}
         elif action == "delete":
             work = delete_trunk(request, name)

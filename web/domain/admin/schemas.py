@@ -94,22 +94,67 @@ class NumberAssign(_In):
 
 
 class TrunkOut(msgspec.Struct, kw_only=True):
+    """A carrier SIP trunk (`[[trunks]]` of the site file says what each key means)."""
+
     name: str
     host: str
-    """`address[:port]` the carrier's calls come from and outbound calls go to."""
+    """`address[:port]`: the short form of one gateway, when `gateways` is empty."""
+    gateways: list[str]
+    """Where calls out go, `address[:port]` each, the first that answers OPTIONS first."""
+    inbound: list[str]
+    """Addresses or networks the carrier's calls come from; empty: the gateways'."""
+    transport: str
+    """udp, tcp or tls toward the gateways."""
     dids: list[str]
     """The hotline numbers the carrier delivers over this trunk."""
+    did_map: dict[str, str]
+    """A number the carrier delivers that is not the hotline's own → the hotline."""
+    max_calls: int
+    """Calls out through the trunk at once; 0: no limit."""
+    strip_prefix: str
+    """Taken off the front of numbers called through the trunk (`0086`)."""
+    add_prefix: str
+    """Put in front of numbers called through the trunk, after stripping."""
+    codecs: list[str]
+    """What the carrier's media takes: PCMA, PCMU, G722, opus."""
 
 
 class TrunkCreate(_In):
     name: str
-    host: str
+    host: str = ""
+    """Needed unless `gateways` is given."""
+    gateways: list[str] = []
+    inbound: list[str] = []
+    transport: str = "udp"
     dids: list[str] = []
+    did_map: dict[str, str] = {}
+    max_calls: int = 0
+    strip_prefix: str = ""
+    add_prefix: str = ""
+    codecs: list[str] = msgspec.field(default_factory=lambda: ["PCMA", "PCMU"])
 
 
 class TrunkUpdate(_In):
     host: str | msgspec.UnsetType = msgspec.UNSET
+    gateways: list[str] | msgspec.UnsetType = msgspec.UNSET
+    inbound: list[str] | msgspec.UnsetType = msgspec.UNSET
+    transport: str | msgspec.UnsetType = msgspec.UNSET
     dids: list[str] | msgspec.UnsetType = msgspec.UNSET
+    did_map: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
+    max_calls: int | msgspec.UnsetType = msgspec.UNSET
+    strip_prefix: str | msgspec.UnsetType = msgspec.UNSET
+    add_prefix: str | msgspec.UnsetType = msgspec.UNSET
+    codecs: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class GatewayState(msgspec.Struct, kw_only=True):
+    """A trunk gateway's state from Kamailio's OPTIONS probes."""
+
+    trunk: str
+    gateway: str
+    up: bool | None
+    """None: not probed yet."""
+    since: datetime | None
 
 
 # --- users -----------------------------------------------------------------------
@@ -176,3 +221,5 @@ class SystemHealth(msgspec.Struct, kw_only=True):
     """As `/healthz` reports them."""
     findings: list[Finding]
     """`linebox doctor`'s checks."""
+    gateways: list[GatewayState] = []
+    """Each trunk gateway, as the OPTIONS probes last found it."""

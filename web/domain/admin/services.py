@@ -37,6 +37,7 @@ from appliance.tables import (
     Hotline,
     Tenant,
     Trunk,
+    TrunkStatus,
     User,
     UserAuth,
     WebSession,
@@ -44,6 +45,7 @@ from appliance.tables import (
 from web.domain.admin.schemas import (
     BackupOut,
     Finding,
+    GatewayState,
     NumberAssign,
     NumberOut,
     PasswordReset,
@@ -298,8 +300,53 @@ async def delete_number(number: str) -> NumberOut:
 # --- trunks ----------------------------------------------------------------------
 
 
+TRUNK_KEYS = (
+    "host",
+    "gateways",
+    "inbound",
+    "transport",
+    "dids",
+    "did_map",
+    "max_calls",
+    "strip_prefix",
+    "add_prefix",
+    "codecs",
+)
+"""The trunk's columns a change writes, as the site file names them."""
+_TRUNK_JSON = ("gateways", "inbound", "dids", "did_map", "codecs")
+
+
 def _trunk_out(row: dict[str, Any]) -> TrunkOut:
-    return TrunkOut(name=row["name"], host=row["host"], dids=list(_json(row["dids"]) or []))
+    return TrunkOut(
+        name=row["name"],
+        host=row["host"],
+        gateways=list(_json(row["gateways"]) or []),
+        inbound=list(_json(row["inbound"]) or []),
+        transport=row["transport"] or "udp",
+        dids=list(_json(row["dids"]) or []),
+        did_map=dict(_json(row["did_map"]) or {}),
+        max_calls=row["max_calls"],
+        strip_prefix=row["strip_prefix"],
+        add_prefix=row["add_prefix"],
+        codecs=list(_json(row["codecs"]) or []),
+    )
+
+
+def _trunk_values(trunk: TrunkConfig) -> dict[str, Any]:
+    """The row's columns for `trunk`, as `linebox apply` writes them."""
+    values = {
+        "host": trunk.host,
+        "gateways": trunk.gateways or [],
+        "inbound": trunk.inbound or [],
+        "transport": trunk.transport,
+        "dids": trunk.dids,
+        "did_map": trunk.did_map or {},
+        "max_calls": trunk.max_calls,
+        "strip_prefix": trunk.strip_prefix,
+        "add_prefix": trunk.add_prefix,
+        "codecs": trunk.codecs or ["PCMA", "PCMU"],
+    }
+    return {k: json.dumps(v) if k in _TRUNK_JSON else v for k, v in values.items()}
 
 
 async def list_trunks() -> list[TrunkOut]:
@@ -314,8 +361,22 @@ async def get_trunk(name: str) -> TrunkOut:
     return _trunk_out(row)
 
 
+def _trunk_config(values: dict[str, Any], name: str) -> TrunkConfig:
+    for key in ("host", "transport", "strip_prefix", "add_prefix"):
+        if isinstance(values.get(key), str):
+            values[key] = values[key].strip()
+    for key in ("gateways", "inbound", "codecs"):
+        if isinstance(values.get(key), list):
+            values[key] = [x.strip() for x in values[key] if x.strip()] or None
+    if values.get("did_map") == {}:
+        values["did_map"] = None
+    return convert(values, TrunkConfig, f"trunk {name}")
+
+
 async def create_trunk(data: TrunkCreate) -> TrunkOut:
-    trunk = TrunkConfig(name=data.name.strip(), host=data.host.strip(), dids=list(data.dids))
+    values = msgspec.to_builtins(data)
+    values["name"] = data.name.strip()
+    trunk = _trunk_config(values, values["name"])
     async with write_lock():
         site = await current_site()
         site.trunks.append(trunk)
@@ -324,9 +385,8 @@ async def create_trunk(data: TrunkCreate) -> TrunkOut:
         await Trunk.insert(
             Trunk(
                 name=trunk.name,
-                host=trunk.host,
-                dids=json.dumps(trunk.dids),
                 position=max((r["position"] for r in last), default=-1) + 1,
+                **_trunk_values(trunk),
             )
         )
     await publish_from_db()
@@ -341,10 +401,10 @@ async def update_trunk(name: str, data: TrunkUpdate) -> tuple[TrunkOut, TrunkOut
         ti = next(i for i, t in enumerate(site.trunks) if t.name == name)
         merged = msgspec.to_builtins(site.trunks[ti])
         merged.update({k: msgspec.to_builtins(v) for k, v in given(data).items()})
-        site.trunks[ti] = convert(merged, TrunkConfig, f"trunk {name}")
+        site.trunks[ti] = _trunk_config(merged, name)
         _check(site, f"trunk {name}", "trunks", ti)
         await Trunk.update(
-            {Trunk.host: site.trunks[ti].host, Trunk.dids: json.dumps(site.trunks[ti].dids)}
+            {getattr(Trunk, k): v for k, v in _trunk_values(site.trunks[ti]).items()}
         ).where(Trunk.name == name)
     await publish_from_db()
     return before, await get_trunk(name)
@@ -555,15 +615,37 @@ def delete_backup(settings: Settings, name: str) -> BackupOut:
 # --- health ----------------------------------------------------------------------
 
 
+async def gateway_states() -> list[GatewayState]:
+    """Each trunk's gateways in order, with what the OPTIONS probes last found
+    (the worker keeps it in `trunk_status`); `up` None: not probed yet."""
+    status = {(r["trunk"], r["gateway"]): r for r in await TrunkStatus.select()}
+    out = []
+    for trunk in await list_trunks():
+        for gateway in trunk.gateways or ([trunk.host] if trunk.host else []):
+            row = status.get((trunk.name, gateway))
+            out.append(
+                GatewayState(
+                    trunk=trunk.name,
+                    gateway=gateway,
+                    up=row["up"] if row else None,
+                    since=row["since"] if row else None,
+                )
+            )
+    return out
+
+
 async def system_health(settings: Settings) -> SystemHealth:
     report = await health_report(settings)
     # doctor runs its own event loops and probes with timeouts: in a thread.
     findings = await anyio.to_thread.run_sync(lambda: doctor.run_checks(settings))
     failed = any(f.status == doctor.FAIL for f in findings)
+    gateways = await gateway_states()
+    down = any(g.up is False for g in gateways)
     return SystemHealth(
-        status="degraded" if report.status != "ok" or failed else "ok",
+        status="degraded" if report.status != "ok" or failed or down else "ok",
         components=msgspec.to_builtins(report.components),
         findings=[
             Finding(name=f.name, status=f.status, detail=f.detail, fix=f.fix) for f in findings
         ],
+        gateways=gateways,
     )

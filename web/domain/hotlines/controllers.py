@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Template
@@ -155,6 +156,7 @@ def form_to_update(form: Any) -> HotlineUpdate:
         name=_field(form, "name"),
         enabled=form.get("enabled") == "on",
         record=form.get("record") == "on",
+        caller_id=_field(form, "caller_id") or msgspec.UNSET,
         pin=_field(form, "pin"),
         ringback=_field(form, "ringback"),
         blacklist=_items(_field(form, "blacklist")),

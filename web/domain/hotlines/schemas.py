@@ -46,6 +46,9 @@ class HotlineOut(msgspec.Struct, kw_only=True):
     service_state: str
     """`active`, or `capped` / `suspended` as billing set it."""
     timezone: str
+    caller_id: str
+    """来电显示 on a mobile or landline rung through the trunk: `caller`, the
+    real caller (the hotline goes in Diversion), or `hotline`, the 400 number."""
     ringback: str
     """A prompt name played to callers while they wait."""
     record: bool
@@ -72,6 +75,8 @@ class HotlineUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     timezone: str | msgspec.UnsetType = msgspec.UNSET
+    caller_id: str | msgspec.UnsetType = msgspec.UNSET
+    """`caller` or `hotline`."""
     ringback: str | msgspec.UnsetType = msgspec.UNSET
     record: bool | msgspec.UnsetType = msgspec.UNSET
     pin: str | msgspec.UnsetType = msgspec.UNSET

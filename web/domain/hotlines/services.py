@@ -55,6 +55,7 @@ def _out(row: dict[str, Any], slug: str) -> HotlineOut:
         enabled=row["enabled"],
         service_state=row["service_state"],
         timezone=row["timezone"],
+        caller_id=row["caller_id"],
         ringback=row["ringback"],
         record=row["record"],
         pin=row["pin"],
