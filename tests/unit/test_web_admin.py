@@ -292,6 +292,7 @@ def test_a_trunks_gateways_and_carrier_settings_round_trip_with_the_audit_log(
     [
         ({"transport": "sctp"}, "transport"),
         ({"codecs": ["G729"]}, "codecs"),
+        ({"codecs": []}, "codecs"),
         ({"gateways": ["not a host!"]}, "gateways"),
         ({"inbound": ["192.0.2.0/99"]}, "inbound"),
         ({"max_calls": -1}, "max_calls"),

@@ -367,7 +367,9 @@ def _trunk_config(values: dict[str, Any], name: str) -> TrunkConfig:
             values[key] = values[key].strip()
     for key in ("gateways", "inbound", "codecs"):
         if isinstance(values.get(key), list):
-            values[key] = [x.strip() for x in values[key] if x.strip()] or None
+            values[key] = [x.strip() for x in values[key] if x.strip()]
+    for key in ("gateways", "inbound"):  # empty: not written
+        values[key] = values.get(key) or None
     if values.get("did_map") == {}:
         values["did_map"] = None
     return convert(values, TrunkConfig, f"trunk {name}")
