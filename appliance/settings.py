@@ -92,7 +92,8 @@ class SipSettings:
     """Kamailio worker processes per listening socket."""
     gateway_ping: int = 10
     """Seconds between the OPTIONS probes of each trunk gateway: a gateway
-    that does not answer one is skipped until it answers again."""
+    that does not answer one is skipped until it answers again (0: no
+    probes; every gateway counts as up)."""
     shm_mb: int = 256
     """Kamailio shared memory, MiB: transactions and dialogs live here."""
     pkg_mb: int = 16

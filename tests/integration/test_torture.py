@@ -100,6 +100,9 @@ OVERRIDES = {
     "LINEBOX_SECURITY_TRUSTED": "127.0.0.0/8",
     "LINEBOX_SECURITY_AUTH_FAILURES": "100000",
     "LINEBOX_SECURITY_FLOOD_REQUESTS": "100000",
+    # No OPTIONS probes of the trunk's gateway: every request Kamailio sends
+    # here would be a relay.
+    "LINEBOX_SIP_GATEWAY_PING": "0",
 }
 
 
