@@ -89,6 +89,8 @@ MAX_HOLD_MS = 300_000
 GATEWAY_SILENCE_MS = 4_000
 # A gateway's own failures (not the called number's): the next gateway may do.
 GATEWAY_FAILURES = frozenset({500, 502, 503, 504})
+# How long an OPTIONS probe may take to fail (tm's fr_timer, 5 s) and more.
+GATEWAY_PROBE_SECONDS = 6
 
 log = logging.getLogger("linebox.kemi")
 
@@ -369,6 +371,8 @@ class Linebox:
         self.rank = 0
         self._trusted: tuple[str, Trusted] | None = None
         self._gateways_version = ""
+        self._gateways_watch_at = 0.0
+        self._gateways_up: dict[tuple[str, str], bool] = {}
         self.ng = NgClient(port=self.settings.media.ng_port, timeout=1.0)
         self.journal = Journal(self.settings.paths.data_dir / "events")
         self.contact = f"{self.settings.sip_advertised}:{self.settings.sip.port}"
@@ -948,7 +952,7 @@ class Linebox:
         """The media timers (rtimer, a few times a second): a prompt has
         played, the caller has not pressed a key in time, or the agent-ID
         announcement is over. And the trunks' gateways follow the plan."""
-        self.reload_gateways()
+        self.watch_gateways()
         now = time.time()
         due: list[tuple[str, str]] = []
         KSR.htable.sht_iterator_start("ivrt", "ivrtimer")
@@ -1342,8 +1346,8 @@ class Linebox:
 
     @guarded
     def ksr_dispatcher_event(self, msg, event: str = "") -> int:  # type: ignore[no-untyped-def]
-        """A trunk gateway stopped or started answering OPTIONS probes: the
-        worker records it for the health page and alerts the operator."""
+        """A trunk gateway stopped or started answering OPTIONS probes: said
+        in the log at once (`watch_gateways` tells the worker)."""
         uri = KSR.pv.get("$du") or KSR.pv.get("$ru") or ""
         up = event.endswith("dst-up")
         for trunk in self.plans.current().trunks:
@@ -1356,15 +1360,31 @@ class Linebox:
                         gateway,
                         "answers again" if up else "does not answer OPTIONS",
                     )
-                    self.enqueue("trunk_gateway", trunk.name, gateway, up, time.time())
         return OK
 
-    def reload_gateways(self) -> None:
-        """The dispatcher list is written with the plan: reload it (from the
-        timer process) when the plan changed."""
-        version = self.plans.current().version
-        if version != self._gateways_version and KSR.dispatcher.ds_reload() > 0:
-            self._gateways_version = version
+    def watch_gateways(self) -> None:
+        """From the timer process: the dispatcher list is written with the
+        plan, so reload it when the plan changed; then, once a round of
+        probes has had time to answer (a reloaded or restarted list starts
+        with every gateway up), tell the worker each gateway's state as it
+        changes, the first one included: the health page never keeps a
+        state Kamailio has forgotten."""
+        plan, now = self.plans.current(), time.time()
+        if plan.version != self._gateways_version:
+            if KSR.dispatcher.ds_reload() > 0:
+                self._gateways_version = plan.version
+                settle = self.settings.sip.gateway_ping + GATEWAY_PROBE_SECONDS
+                self._gateways_watch_at = now + settle
+            return
+        if now < self._gateways_watch_at:
+            return
+        self._gateways_watch_at = now + 1
+        for trunk in plan.trunks:
+            for gateway in trunk.gateways:
+                up = KSR.dispatcher.ds_is_active_uri(trunk.setid, trunk.probe_uri(gateway)) > 0
+                if self._gateways_up.get((trunk.name, gateway)) != up:
+                    self._gateways_up[(trunk.name, gateway)] = up
+                    self.enqueue("trunk_gateway", trunk.name, gateway, up, now)
 
     @guarded
     def ksr_failure_next(self, msg) -> int:  # type: ignore[no-untyped-def]
