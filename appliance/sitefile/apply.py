@@ -45,6 +45,7 @@ from appliance.sitefile.schema import (
     Route,
     SiteFile,
     TenantConfig,
+    TrunkConfig,
     parse_money,
     parse_site,
 )
@@ -179,6 +180,22 @@ def _route(r: Route) -> dict[str, Any]:
     return out
 
 
+def trunk_values(t: TrunkConfig) -> dict[str, Any]:
+    """A trunk's columns (but its name and position), as the site file says them."""
+    return {
+        "host": t.host,
+        "dids": t.dids,
+        "gateways": t.gateways or [],
+        "inbound": t.inbound or [],
+        "transport": t.transport,
+        "did_map": t.did_map or {},
+        "max_calls": t.max_calls,
+        "strip_prefix": t.strip_prefix,
+        "add_prefix": t.add_prefix,
+        "codecs": t.codecs or ["PCMA", "PCMU"],
+    }
+
+
 def _hotline(h: HotlineConfig, slug: str, position: int) -> dict[str, Any]:
     return {
         "number": h.number,
@@ -231,23 +248,7 @@ def _desired(site: SiteFile, base_dir: Path, locator: Locator) -> _Desired:
             {k: msgspec.to_builtins(getattr(site.appliance, k)) for k in APPLIANCE_KEYS}
         )
     for i, t in enumerate(site.trunks):
-        put(
-            "trunk",
-            {
-                "name": t.name,
-                "host": t.host,
-                "dids": t.dids,
-                "position": i,
-                "gateways": t.gateways or [],
-                "inbound": t.inbound or [],
-                "transport": t.transport,
-                "did_map": t.did_map or {},
-                "max_calls": t.max_calls,
-                "strip_prefix": t.strip_prefix,
-                "add_prefix": t.add_prefix,
-                "codecs": t.codecs or ["PCMA", "PCMU"],
-            },
-        )
+        put("trunk", {"name": t.name, "position": i, **trunk_values(t)})
     passwords: dict[str, str] = {}
     for i, u in enumerate(site.users):
         put(

@@ -334,18 +334,7 @@ def _trunk_out(row: dict[str, Any]) -> TrunkOut:
 
 def _trunk_values(trunk: TrunkConfig) -> dict[str, Any]:
     """The row's columns for `trunk`, as `linebox apply` writes them."""
-    values = {
-        "host": trunk.host,
-        "gateways": trunk.gateways or [],
-        "inbound": trunk.inbound or [],
-        "transport": trunk.transport,
-        "dids": trunk.dids,
-        "did_map": trunk.did_map or {},
-        "max_calls": trunk.max_calls,
-        "strip_prefix": trunk.strip_prefix,
-        "add_prefix": trunk.add_prefix,
-        "codecs": trunk.codecs or ["PCMA", "PCMU"],
-    }
+    values = apply_mod.trunk_values(trunk)
     return {k: json.dumps(v) if k in _TRUNK_JSON else v for k, v in values.items()}
 
 
